@@ -1,0 +1,32 @@
+# loadgen developer commands. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint bench bench-quick clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install loadgen with test extras
+
+demo: install  ## built-in target + master + two workers on 127.0.0.1, ~15 s, then the summary
+	$(PY) bench/demo.py
+
+test: install  ## the whole suite (what CI runs)
+	$(BIN)/ruff check loadgen tests bench
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check loadgen tests bench
+
+bench: install  ## throughput, memory and accuracy against Locust (installed in its own venv)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

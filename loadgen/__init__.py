@@ -1,0 +1,35 @@
+"""loadgen: distributed load generation for HTTP(S) services.
+
+The script API (``User``, ``HttpUser``, ``task``, wait times) is imported lazily so that
+``import loadgen.api`` from another application never pulls in gevent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "User": "loadgen.users",
+    "HttpUser": "loadgen.users",
+    "StopUser": "loadgen.users",
+    "task": "loadgen.users",
+    "between": "loadgen.pacing",
+    "constant": "loadgen.pacing",
+    "constant_pacing": "loadgen.pacing",
+    "constant_throughput": "loadgen.pacing",
+    "LoadShape": "loadgen.shape",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loadgen' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,3 @@
+from loadgen.entry import main
+
+main()

@@ -1,0 +1,65 @@
+"""``loadgen run``: the whole test in this process."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from loadgen.controller import Controller
+from loadgen.environment import Environment
+from loadgen.options import TestOptions
+from loadgen.outputs import ConsoleOutput, write_reports
+from loadgen.script import load_script
+from loadgen.stats.aggregate import Aggregate
+from loadgen.stats.recorder import StatsDelta
+
+LOCAL_ID = "local"
+
+
+class LocalFleet:
+    """The fleet of one: this process's runner."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def set_users(self, total: int, spawn_rate: float) -> None:
+        self.env.runner.set_users(total, spawn_rate)
+
+    def set_rate(self, rate: float) -> None:
+        self.env.set_rate(rate)
+
+    def collect(self) -> list[tuple[str, StatsDelta]]:
+        return [(LOCAL_ID, self.env.flush())]
+
+    def check(self, aggregate: Aggregate) -> None:
+        for kind, message, key in self.env.check():
+            aggregate.warn(kind, message, key=key)
+
+    def stop(self, timeout: float) -> None:
+        self.env.stop(timeout)
+
+
+def run_local(options: TestOptions, console: Any = None) -> int:
+    """Run a test in this process; write reports; return the exit code."""
+    options.validate()
+    plan = options.plan()
+    script = load_script(options.file or "", options.user_classes)
+    plan.shape = script.shape if not options.stages else None
+    env = Environment(script.user_classes, options, open_model=plan.open_model)
+    aggregate = Aggregate()
+    aggregate.add_worker(LOCAL_ID, socket.gethostname())
+    env.preflight(aggregate, plan)
+    console = console or ConsoleOutput(quiet=options.quiet)
+    controller = Controller(plan, LocalFleet(env), aggregate, on_snapshot=console.on_snapshot)
+    controller.options = options.for_report()  # type: ignore[attr-defined]
+    controller.install_signal_handlers()
+    try:
+        report = controller.run()
+    finally:
+        env.close()
+    for row in report["workers"]:
+        row["state"] = "done"
+    write_reports(report, json_path=options.json_path, csv_prefix=options.csv_prefix,
+                  html_path=options.html_path)
+    console.on_report(report)
+    return controller.exit_code(report)

@@ -1,0 +1,139 @@
+"""The per-process sink of measurements; hands out one ``StatsDelta`` per flush."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from loadgen.stats.entry import Entry
+from loadgen.stats.errors import ErrorTable
+
+MAX_ENDPOINTS = 1000
+OTHER_ENDPOINTS = "<other endpoints>"
+EXCEPTION_METHOD = "EXCEPTION"
+
+
+class StatsDelta:
+    """What one process measured since its previous flush: plain data, mergeable."""
+
+    __slots__ = ("entries", "errors", "counters", "users", "dropped", "missed", "cpu_percent", "rss_mb", "t")
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], Entry] = {}
+        self.errors = ErrorTable()
+        self.counters: dict[str, int] = {}
+        self.users = 0
+        self.dropped = 0
+        self.missed = 0
+        self.cpu_percent = 0.0
+        self.rss_mb = 0.0
+        self.t = 0.0
+
+    @property
+    def requests(self) -> int:
+        return sum(e.requests for e in self.entries.values())
+
+    @property
+    def failures(self) -> int:
+        return sum(e.failures for e in self.entries.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "e": [entry.to_dict() for entry in self.entries.values()],
+            "x": self.errors.to_list(),
+            "k": self.counters,
+            "u": self.users,
+            "d": self.dropped,
+            "p": self.missed,
+            "cpu": self.cpu_percent,
+            "rss": self.rss_mb,
+            "t": self.t,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> StatsDelta:
+        delta = cls()
+        for raw in data["e"]:
+            entry = Entry.from_dict(raw)
+            delta.entries[(entry.method, entry.name)] = entry
+        delta.errors = ErrorTable.from_list(data["x"])
+        delta.counters = dict(data["k"])
+        delta.users = data["u"]
+        delta.dropped = data["d"]
+        delta.missed = data["p"]
+        delta.cpu_percent = data["cpu"]
+        delta.rss_mb = data["rss"]
+        delta.t = data["t"]
+        return delta
+
+
+class Recorder:
+    """Collects every request of this process. ``record`` is the hot path: a few integer operations."""
+
+    def __init__(self, open_model: bool = False, counters: object | None = None) -> None:
+        self.open_model = open_model
+        self._counters = counters
+        self._last_counters: dict[str, int] = counters.snapshot() if counters is not None else {}
+        self.users = 0
+        self._delta = StatsDelta()
+        self._entries = self._delta.entries
+
+    def record(
+        self,
+        method: str,
+        name: str,
+        latency_us: int,
+        nbytes: int,
+        error: str | None = None,
+        queued_us: int = 0,
+    ) -> None:
+        """Record one finished request (or measured call)."""
+        entry = self._entries.get((method, name))
+        if entry is None:
+            entry = self._new_entry(method, name)
+        entry.requests += 1
+        entry.bytes += nbytes
+        if entry.service is not None:
+            entry.service.add(latency_us)
+            entry.latency.add(latency_us + queued_us)
+        else:
+            entry.latency.add(latency_us)
+        if error is not None:
+            entry.failures += 1
+            self._delta.errors.add(method, name, error)
+
+    def record_exception(self, where: str, exc: BaseException) -> None:
+        """An exception in user code (a task, on_start): an error row, not a request."""
+        self._delta.errors.add(EXCEPTION_METHOD, where, f"{type(exc).__name__}: {exc}")
+
+    def record_dropped(self, count: int = 1) -> None:
+        """Open model: iterations that could not start on time."""
+        self._delta.dropped += count
+
+    def record_missed(self, count: int = 1) -> None:
+        """Closed model: pacing slots a user missed because its task ran too long."""
+        self._delta.missed += count
+
+    def _new_entry(self, method: str, name: str) -> Entry:
+        if len(self._entries) >= MAX_ENDPOINTS:
+            name = OTHER_ENDPOINTS
+            entry = self._entries.get((method, name))
+            if entry is not None:
+                return entry
+        entry = Entry(method, name, with_service=self.open_model)
+        self._entries[(method, name)] = entry
+        return entry
+
+    def flush(self) -> StatsDelta:
+        """Return everything recorded since the previous flush and start afresh."""
+        delta = self._delta
+        delta.users = self.users
+        delta.t = time.time()
+        if self._counters is not None:
+            now = self._counters.snapshot()
+            last = self._last_counters
+            delta.counters = {key: value - last.get(key, 0) for key, value in now.items()}
+            self._last_counters = now
+        self._delta = StatsDelta()
+        self._entries = self._delta.entries
+        return delta
