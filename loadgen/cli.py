@@ -130,6 +130,88 @@ def run(**params: Any) -> None:
     sys.exit(run_local(_test_options(params)))
 
 
+MASTER_OPTIONS = [
+    _opt("--bind", default="0.0.0.0:5557", help="Address workers connect to, HOST:PORT."),
+    _opt("--expect-workers", type=click.IntRange(min=1), default=1, help="Workers to wait for before starting."),
+    _opt("--expect-workers-timeout", type=DURATION, default=60.0, help="How long to wait for them."),
+    _opt("--heartbeat-interval", type=DURATION, default=1.0, help="Seconds between heartbeats, both ways."),
+    _opt("--heartbeat-timeout", type=DURATION, default=3.0, help="A worker silent this long is lost."),
+    _opt("--curve-secret-key", type=str, default=None, help="Master's CURVE keypair (.key_secret)."),
+    _opt("--curve-allow", type=str, default=None, help="Directory of allowed worker public keys (*.key)."),
+]
+
+
+@cli.command()
+@_apply(SCRIPT_OPTIONS + LOAD_OPTIONS + CLIENT_OPTIONS + OUTPUT_OPTIONS + MASTER_OPTIONS)
+@click.argument("user_classes", nargs=-1)
+def master(**params: Any) -> None:
+    """Coordinate workers: distribute users, watch their health, merge their statistics."""
+    from loadgen.master import run_master
+    from loadgen.security import CurveKeys
+
+    names = ("bind", "expect_workers", "expect_workers_timeout", "heartbeat_interval", "heartbeat_timeout",
+             "curve_secret_key", "curve_allow")
+    fleet = {name: params.pop(name) for name in names}
+    keys = None
+    if fleet["curve_secret_key"]:
+        keys = CurveKeys.for_master(fleet["curve_secret_key"], fleet["curve_allow"])
+    elif fleet["curve_allow"]:
+        raise click.UsageError("--curve-allow needs --curve-secret-key (the master's keypair)")
+    options = _test_options(params)
+    sys.exit(run_master(options, fleet["bind"], fleet["expect_workers"], fleet["expect_workers_timeout"],
+                        fleet["heartbeat_interval"], fleet["heartbeat_timeout"], keys))
+
+
+@cli.command()
+@_opt("--master", "master_address", required=True, help="The master: HOST or HOST:PORT (port 5557 by default).")
+@_opt("-f", "--file", "file", type=str, default=None, help="Use this script instead of the master's.")
+@_opt("--processes", type=str, default="1", help="Worker processes on this machine: a number or 'auto' (one per core).")
+@_opt("--stay", is_flag=True, default=False, help="Stay connected for the next test instead of exiting.")
+@_opt("--heartbeat-interval", type=DURATION, default=1.0, help="Seconds between heartbeats.")
+@_opt("--master-timeout", type=DURATION, default=10.0, help="Stop users when the master is silent this long.")
+@_opt("--curve-secret-key", type=str, default=None, help="This worker's CURVE keypair (.key_secret).")
+@_opt("--curve-master-key", type=str, default=None, help="The master's public key (.key).")
+@_opt("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+      default="warning", help="Logging verbosity.")
+def worker(master_address: str, file: str | None, processes: str, stay: bool, heartbeat_interval: float,
+           master_timeout: float, curve_secret_key: str | None, curve_master_key: str | None, log_level: str) -> None:
+    """Generate load for a master."""
+    from loadgen.security import CurveKeys
+    from loadgen.supervisor import parse_processes, supervise
+    from loadgen.worker import Worker, parse_master_address
+
+    _setup_logging(log_level)
+    parse_master_address(master_address)
+    count = parse_processes(processes)
+    if bool(curve_secret_key) != bool(curve_master_key):
+        raise click.UsageError("CURVE needs both --curve-secret-key and --curve-master-key")
+    keys = CurveKeys.for_worker(curve_secret_key, curve_master_key) if curve_secret_key else None
+    if file is not None:
+        from loadgen.script import load_script
+
+        load_script(file)  # fail fast on a broken script
+    if count > 1:
+        sys.exit(supervise(count, sys.argv))
+    sys.exit(Worker(master_address, script_path=file, heartbeat_interval=heartbeat_interval,
+                    master_timeout=master_timeout, stay=stay, keys=keys).run())
+
+
+@cli.group()
+def keys() -> None:
+    """CURVE keys for encrypted, authenticated master/worker links."""
+
+
+@keys.command("generate")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--name", default="loadgen", show_default=True, help="Key name: NAME.key and NAME.key_secret.")
+def keys_generate(directory: str, name: str) -> None:
+    """Write a keypair into DIRECTORY."""
+    from loadgen.security import generate_keys
+
+    public, secret = generate_keys(directory, name)
+    click.echo(f"public key: {public}\nsecret key: {secret} (keep it private)")
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port.")

@@ -13,7 +13,6 @@ from loadgen.errors import UsageError
 from loadgen.monitor import ProcessMonitor
 from loadgen.options import TestOptions, check_host
 from loadgen.runner import Runner
-from loadgen.stats.aggregate import Aggregate
 from loadgen.stats.recorder import Recorder, StatsDelta
 from loadgen.users import HttpUser, User, UserContext
 
@@ -43,8 +42,9 @@ class Environment:
         self._pre_allocate = 0
         self._rss_stopped = False
 
-    def preflight(self, aggregate: Aggregate, plan: TestPlan) -> None:
-        """Raise the open-files limit and warn when the plan cannot fit in it."""
+    def preflight(self, plan: TestPlan) -> list[tuple[str, str, str]]:
+        """Raise the open-files limit; warnings ``(kind, message, key)`` when the plan cannot fit in it."""
+        warnings: list[tuple[str, str, str]] = []
         self._max_users = plan.max_users
         self._pre_allocate = plan.pre_allocate
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -56,12 +56,13 @@ class Environment:
                 pass
         planned = plan.max_users if plan.open_model else plan.users
         if planned + 64 > soft:
-            aggregate.warn(
+            warnings.append((
                 "limits",
                 f"{planned} users need about {planned} sockets but this process may open only {soft} files: "
                 f"raise the limit (ulimit -n / LimitNOFILE) or spread users over more worker processes",
-                key=f"nofile:{self.worker_id}",
-            )
+                f"nofile:{self.worker_id}",
+            ))
+        return warnings
 
     def set_rate(self, rate: float) -> None:
         self.runner.set_rate(rate, self._max_users or 1000, self._pre_allocate)

@@ -48,7 +48,8 @@ def run_local(options: TestOptions, console: Any = None) -> int:
     env = Environment(script.user_classes, options, open_model=plan.open_model)
     aggregate = Aggregate()
     aggregate.add_worker(LOCAL_ID, socket.gethostname())
-    env.preflight(aggregate, plan)
+    for kind, message, key in env.preflight(plan):
+        aggregate.warn(kind, message, key=key)
     console = console or ConsoleOutput(quiet=options.quiet)
     controller = Controller(plan, LocalFleet(env), aggregate, on_snapshot=console.on_snapshot)
     controller.options = options.for_report()  # type: ignore[attr-defined]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,10 +12,30 @@ WaitTime = Callable[[Any], float]
 GOLDEN = 0.6180339887498949
 
 
+class _Constant:
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, user: Any = None) -> float:
+        return self.seconds
+
+
+class _Between:
+    __slots__ = ("low", "high")
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def __call__(self, user: Any = None) -> float:
+        return random.uniform(self.low, self.high)
+
+
 def constant(seconds: float) -> WaitTime:
     """Wait the same time after every task."""
     _check_non_negative("constant", seconds)
-    return lambda user: seconds
+    return _Constant(seconds)
 
 
 def between(low: float, high: float) -> WaitTime:
@@ -21,7 +43,14 @@ def between(low: float, high: float) -> WaitTime:
     _check_non_negative("between", low)
     if high < low:
         raise ValueError(f"between({low}, {high}): the upper bound is below the lower bound; swap them")
-    return lambda user: random.uniform(low, high)
+    return _Between(low, high)
+
+
+def wait_seconds(wait_time: Any, user: Any) -> float:
+    """Call a wait time: our callables take the user; a method defined on the class is already bound."""
+    if inspect.ismethod(wait_time):
+        return float(wait_time())
+    return float(wait_time(user))
 
 
 class Pacing:
@@ -36,9 +65,7 @@ class Pacing:
     def __init__(self, interval: float) -> None:
         self.interval = interval
 
-    def __call__(self, user: Any) -> float:
-        import time
-
+    def __call__(self, user: Any = None) -> float:
         next_slot = getattr(user, "_next_slot", None)
         return max(0.0, next_slot - time.monotonic()) if next_slot else self.interval
 

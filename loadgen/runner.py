@@ -12,7 +12,7 @@ import gevent
 from gevent.queue import Empty, Queue
 
 from loadgen.dispatch import class_counts
-from loadgen.pacing import Pacing, phase
+from loadgen.pacing import Pacing, phase, wait_seconds
 from loadgen.users import StopUser, User, UserContext
 
 SPAWN_TICK = 0.05
@@ -183,7 +183,12 @@ class Runner:
                 delay = next_slot - now
                 gevent.sleep(delay if delay > 0 else 0)
             else:
-                gevent.sleep(wait_time(user))
+                try:
+                    delay = wait_seconds(wait_time, user)
+                except Exception as exc:  # noqa: BLE001 - a broken wait_time is data; fall back to 1 s
+                    record_exception(prefix + "wait_time", exc)
+                    delay = 1.0
+                gevent.sleep(delay)
 
     def _finish_user(self, slot: _Slot) -> None:
         user = slot.user

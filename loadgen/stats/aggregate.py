@@ -34,21 +34,25 @@ def _ms(us: int) -> float:
 class WorkerRow:
     """What the aggregate knows of one worker process."""
 
-    __slots__ = ("id", "host", "state", "users", "requests", "failures", "cpu_percent", "rss_mb", "processes")
+    __slots__ = ("id", "host", "state", "users", "peak_users", "requests", "failures", "cpu_percent", "rss_mb",
+                 "processes")
 
     def __init__(self, worker_id: str, host: str, processes: int = 1) -> None:
         self.id = worker_id
         self.host = host
         self.state = "running"
         self.users = 0
+        self.peak_users = 0
         self.requests = 0
         self.failures = 0
         self.cpu_percent = 0.0
         self.rss_mb = 0.0
         self.processes = processes
 
-    def as_dict(self) -> dict:
-        return {"id": self.id, "host": self.host, "state": self.state, "users": self.users,
+    def as_dict(self, final: bool = False) -> dict:
+        """Live: current users; final (the report): the most users this worker ran."""
+        return {"id": self.id, "host": self.host, "state": self.state,
+                "users": self.peak_users if final else self.users,
                 "requests": self.requests, "failures": self.failures,
                 "cpu_percent": round(self.cpu_percent, 1), "rss_mb": round(self.rss_mb, 1)}
 
@@ -115,6 +119,7 @@ class Aggregate:
         if row is None:
             row = self.add_worker(worker_id, "local")
         row.users = delta.users
+        row.peak_users = max(row.peak_users, delta.users)
         row.requests += delta.requests
         row.failures += delta.failures
         row.cpu_percent = delta.cpu_percent
@@ -246,7 +251,7 @@ class Aggregate:
             "endpoints": endpoints,
             "errors": self.errors.rows(),
             "connections": connections,
-            "workers": [row.as_dict() for row in self.workers.values()],
+            "workers": [row.as_dict(final=True) for row in self.workers.values()],
             "warnings": list(self.warnings),
             "thresholds": [],
             "options": dict(options or {}),
