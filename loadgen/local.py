@@ -9,6 +9,7 @@ from loadgen.controller import Controller
 from loadgen.environment import Environment
 from loadgen.options import TestOptions
 from loadgen.outputs import ConsoleOutput, write_reports
+from loadgen.outputs.live import attach_outputs
 from loadgen.script import load_script
 from loadgen.stats.aggregate import Aggregate
 from loadgen.stats.recorder import StatsDelta
@@ -54,13 +55,16 @@ def run_local(options: TestOptions, console: Any = None) -> int:
     controller = Controller(plan, LocalFleet(env), aggregate, on_snapshot=console.on_snapshot)
     controller.options = options.for_report()  # type: ignore[attr-defined]
     controller.install_signal_handlers()
+    outputs = attach_outputs(controller, options)
     try:
         report = controller.run()
     finally:
         env.close()
+        outputs.close()
     for row in report["workers"]:
         row["state"] = "done"
     write_reports(report, json_path=options.json_path, csv_prefix=options.csv_prefix,
-                  html_path=options.html_path)
+                  html_path=options.html_path, junit_path=options.junit_path)
+    outputs.on_report(report)
     console.on_report(report)
     return controller.exit_code(report)

@@ -399,6 +399,7 @@ def run_master(options: TestOptions, bind: str, expect_workers: int, expect_time
 
     from loadgen.controller import Controller
     from loadgen.outputs import ConsoleOutput, write_reports
+    from loadgen.outputs.live import attach_outputs
     from loadgen.script import load_script
 
     options.validate()
@@ -415,6 +416,7 @@ def run_master(options: TestOptions, bind: str, expect_workers: int, expect_time
     controller.options = options.for_report()  # type: ignore[attr-defined]
     controller.install_signal_handlers()
     del _socket
+    outputs = attach_outputs(controller, options)
     try:
         waiter = gevent.spawn(master.wait_for_workers, expect_workers, expect_timeout)
         while not waiter.ready():
@@ -427,7 +429,10 @@ def run_master(options: TestOptions, bind: str, expect_workers: int, expect_time
         master.quit_workers() if not options.extra.get("workers_stay") else None
     finally:
         master.close()
-    write_reports(report, json_path=options.json_path, csv_prefix=options.csv_prefix, html_path=options.html_path)
+        outputs.close()
+    write_reports(report, json_path=options.json_path, csv_prefix=options.csv_prefix, html_path=options.html_path,
+                  junit_path=options.junit_path)
+    outputs.on_report(report)
     console.on_report(report)
     return controller.exit_code(report)
 

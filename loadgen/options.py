@@ -50,6 +50,10 @@ class TestOptions:
     json_path: str | None = None
     csv_prefix: str | None = None
     html_path: str | None = None
+    junit_path: str | None = None
+    stream: str | None = None
+    web: str | None = None
+    prometheus: str | None = None
     quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

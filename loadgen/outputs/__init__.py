@@ -10,7 +10,7 @@ __all__ = ["ConsoleOutput", "format_live_line", "format_summary", "write_csv", "
 
 
 def write_reports(report: dict, json_path: str | None = None, csv_prefix: str | None = None,
-                  html_path: str | None = None) -> list[str]:
+                  html_path: str | None = None, junit_path: str | None = None) -> list[str]:
     """Write the requested file reports; return the paths written (JSON first, then CSV, then HTML)."""
     paths: list[str] = []
     if json_path:
@@ -23,4 +23,9 @@ def write_reports(report: dict, json_path: str | None = None, csv_prefix: str | 
 
         write_html(report, html_path)
         paths.append(html_path)
+    if junit_path:
+        from loadgen.outputs.junit import write_junit
+
+        write_junit(report, junit_path)
+        paths.append(junit_path)
     return paths
