@@ -76,7 +76,7 @@ class Runner:
             self._spawner = gevent.spawn(self._spawn_loop)
 
     def _spawn_loop(self) -> None:
-        credit = 0.0
+        credit = 1.0  # the first user starts at once
         last = time.monotonic()
         while not self._stopped:
             now = time.monotonic()

@@ -1,0 +1,64 @@
+"""Shared fixtures: the built-in target (HTTP and HTTPS) and a helper that runs the loadgen CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from servers import reset_target, start_target, stop_process, target_stats  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def target() -> Iterator[str]:
+    """Base URL of a built-in HTTP target shared by the session."""
+    proc, url = start_target()
+    yield url
+    stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def tls_target() -> Iterator[str]:
+    proc, url = start_target(tls=True)
+    yield url
+    stop_process(proc)
+
+
+@pytest.fixture
+def fresh_target(target: str) -> str:
+    reset_target(target)
+    return target
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any] | None
+
+
+def run_loadgen(args: list[str], cwd: str | os.PathLike[str], timeout: float = 60.0,
+                env: dict[str, str] | None = None) -> Result:
+    """Run ``python -m loadgen ARGS`` and read ``report.json`` from ``cwd`` when the args asked for it."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    proc = subprocess.run([sys.executable, "-m", "loadgen", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+    report = None
+    if "--json" in args:
+        path = os.path.join(cwd, args[args.index("--json") + 1])
+        if os.path.exists(path):
+            with open(path) as handle:
+                report = json.load(handle)
+    return Result(proc.returncode, proc.stdout, proc.stderr, report)
+
+
+__all__ = ["Result", "run_loadgen", "target_stats"]
