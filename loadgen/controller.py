@@ -18,6 +18,8 @@ from loadgen.stats.aggregate import Aggregate
 from loadgen.stats.recorder import StatsDelta
 from loadgen.thresholds import Threshold, evaluate
 
+RAMP_STEP = 0.2  # seconds between updates of a ramping target
+
 
 @dataclass
 class TestPlan:
@@ -64,6 +66,7 @@ class Controller:
         self.stop_reason = ""
         self._signals = 0
         self._last_target: tuple | None = None
+        self._last_users: int | None = None
         self.listeners: list[Callable[[dict], None]] = []
 
     # ---- control -----------------------------------------------------------------------------------------
@@ -80,6 +83,9 @@ class Controller:
             else:
                 self.plan.stop_timeout = 0.0
                 self.request_stop("forced")
+                force_stop = getattr(self.fleet, "force_stop", None)  # ends a graceful stop in progress
+                if force_stop is not None:
+                    force_stop()
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, handle, signum)
@@ -106,22 +112,25 @@ class Controller:
         aggregate.target_users = plan.users if not plan.open_model else plan.max_users
         self._apply(self._target_at(0.0) or self._initial_target())
         next_tick = time.monotonic() + 1.0
+        shaped = bool(plan.stages) or plan.shape is not None
         while not self.stop_requested.is_set():
-            self.stop_requested.wait(max(0.0, next_tick - time.monotonic()))
-            if self.stop_requested.is_set():
+            wake = min(next_tick, time.monotonic() + RAMP_STEP) if shaped else next_tick
+            if self.stop_requested.wait(max(0.0, wake - time.monotonic())):
                 break
-            next_tick += 1.0
-            self._tick()
             elapsed = aggregate.elapsed()
-            if plan.run_time is not None and elapsed >= plan.run_time - 0.05:
-                self.request_stop("run time reached")
-                break
-            if plan.stages or plan.shape is not None:
+            if shaped:
                 target = self._target_at(elapsed)
                 if target is None:
                     self.request_stop("load shape finished")
                     break
                 self._apply(target)
+            if time.monotonic() < next_tick:
+                continue
+            next_tick += 1.0
+            self._tick()
+            if plan.run_time is not None and elapsed >= plan.run_time - 0.05:
+                self.request_stop("run time reached")
+                break
             if plan.abort_on_threshold and plan.thresholds:
                 results = evaluate(plan.thresholds, aggregate.report())
                 failed = [r for r in results if not r["pass"]]
@@ -131,6 +140,8 @@ class Controller:
         for worker_id, delta in self.fleet.collect():
             aggregate.add_delta(worker_id, delta)
         aggregate.finish()
+        self._model_warnings()
+        self._connection_warnings()
         aggregate.tick()
         return self.report()
 
@@ -138,6 +149,7 @@ class Controller:
         for worker_id, delta in self.fleet.collect():
             self.aggregate.add_delta(worker_id, delta)
         self.fleet.check(self.aggregate)
+        self._model_warnings()
         snapshot = self.aggregate.tick()
         if self.plan.run_time:
             snapshot["run_time"] = self.plan.run_time
@@ -147,6 +159,28 @@ class Controller:
                     listener(snapshot)
                 except Exception:  # noqa: BLE001 - an output must never stop a test
                     pass
+
+    def _model_warnings(self) -> None:
+        """Say when the load asked for could not be delivered."""
+        aggregate = self.aggregate
+        if aggregate.missed:
+            aggregate.warn("pacing", "tasks took longer than their pacing interval: "
+                           f"{aggregate.missed} scheduled starts were missed so far (timeline 'missed'); "
+                           "add users or lengthen the interval", key="pacing")
+        if aggregate.dropped:
+            aggregate.warn("dropped", f"{aggregate.dropped} iterations could not start within 1 s of their "
+                           "intended time because every user was busy (timeline 'dropped'); raise --max-users",
+                           key="dropped")
+
+    def _connection_warnings(self) -> None:
+        counters = self.aggregate.counters
+        requests = counters.get("requests", 0)
+        if requests >= 20 and counters.get("opened", 0) > requests / 2:
+            self.aggregate.warn(
+                "connections",
+                f"{counters['opened']} connections were opened for {requests} requests: each one costs a TCP "
+                "connect (and a TLS handshake over HTTPS); keep connections alive unless that is the point",
+                key="connections")
 
     def _initial_target(self) -> tuple:
         plan = self.plan
@@ -176,8 +210,10 @@ class Controller:
             return
         users, spawn_rate = int(target[0]), float(target[1])
         if self.plan.stages:
-            # a linear ramp is applied second by second: let each step land within its second
-            spawn_rate = max(spawn_rate, abs(users - (self.aggregate.users or 0)) + 1)
+            # a linear ramp is applied in small steps: let each step land within its step
+            previous = self._last_users if self._last_users is not None else users
+            spawn_rate = max(spawn_rate, abs(users - previous) / RAMP_STEP + 1)
+        self._last_users = users
         self.aggregate.target_users = max(self.aggregate.target_users, users) if self.plan.stages else users
         self.fleet.set_users(users, spawn_rate)
 

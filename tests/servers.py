@@ -188,7 +188,7 @@ http {{
     fastcgi_temp_path {tmp}/fastcgi;
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
-    log_format loadgen '$request_method $request_uri $status $ssl_session_reused $connection $connection_requests';
+    log_format loadgen '$request_method $request_uri $status $ssl_session_reused $connection $connection_requests $msec';
     access_log {tmp}/access.log loadgen;
     default_type text/plain;
     keepalive_requests 1000000;

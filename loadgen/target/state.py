@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, TextIO
 
 MAX_PATHS = 1000  # distinct paths tracked in ``by_path``; the rest are summed under OTHER
@@ -67,7 +68,7 @@ class Counters:
 
 
 class AccessLog:
-    """One line per counted request: ``method target status session_reused connection request_number``.
+    """One line per counted request: ``method target status session_reused connection request_number time``.
 
     ``session_reused`` is ``r`` (resumed TLS), ``.`` (full TLS handshake) or ``-`` (plain HTTP), as in nginx;
     ``status`` is ``-`` for a request that was never answered (``/stall``).
@@ -79,7 +80,7 @@ class AccessLog:
     def write(self, method: bytes, target: bytes, status: int, reused: str, conn_id: int, number: int) -> None:
         status_text = str(status) if status else "-"
         self._file.write(f"{method.decode('latin-1')} {target.decode('latin-1')} {status_text} "
-                         f"{reused} {conn_id} {number}\n")
+                         f"{reused} {conn_id} {number} {time.time():.3f}\n")
 
     def close(self) -> None:
         self._file.close()
