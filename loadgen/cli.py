@@ -83,11 +83,18 @@ CLIENT_OPTIONS = [
     _opt("--dns-server", type=str, default=None, help="Resolve through this DNS server, HOST:PORT."),
     _opt("--stall-timeout", type=DURATION, default=30.0, help="Report users stuck in one task this long."),
     _opt("--max-rss", type=click.FloatRange(min=1), default=None, help="Stop spawning above this RSS (MB)."),
+    _opt("--max-blocking", type=click.FloatRange(min=0), default=0.5,
+         help="Report calls that block the event loop this many seconds; 0 = off."),
 ]
 OUTPUT_OPTIONS = [
     _opt("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here."),
     _opt("--csv", "csv_prefix", type=str, default=None, help="Write PREFIX_stats/errors/timeline.csv."),
     _opt("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="Write an HTML report here."),
+    _opt("--junit", "junit_path", type=click.Path(dir_okay=False), default=None,
+         help="Write a JUnit XML report here (thresholds and failing endpoints as test cases)."),
+    _opt("--stream", type=str, default=None, help="Publish live snapshots on ZeroMQ PUB, e.g. tcp://127.0.0.1:5558."),
+    _opt("--web", type=str, default=None, help="Serve the live dashboard and web API on HOST:PORT, e.g. 127.0.0.1:8089."),
+    _opt("--prometheus", type=str, default=None, help="Serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9646."),
     _opt("-q", "--quiet", is_flag=True, default=False, help="No live output; the summary only."),
     _opt("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
          default="warning", help="Logging verbosity."),

@@ -335,8 +335,10 @@ class ConsoleOutput:
         interval: float = 2.0,
         quiet: bool = False,
         live: bool | None = None,
+        warn_stream: TextIO | None = None,
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
+        self.warn_stream = warn_stream  # plain mode prints each new warning here at once (default stderr)
         self.interval = interval
         self.quiet = quiet
         if live is None:
@@ -345,6 +347,7 @@ class ConsoleOutput:
         self.live = live and not quiet
         self._last_print: float | None = None
         self._errors: dict[tuple[str, str, str], int] = {}
+        self._warnings_shown = 0  # plain mode: warnings already printed (the snapshot lists them all)
         self._live: Any = None  # rich.live.Live, created on the first snapshot
 
     # -- plain
@@ -366,6 +369,13 @@ class ConsoleOutput:
             except Exception:  # a broken terminal must never stop the run: fall back to plain lines
                 self.live = False
                 self._live = None
+        warnings = snapshot.get("warnings") or []
+        if len(warnings) > self._warnings_shown:
+            text = "".join(f"loadgen: warning: {_warning_text(w)}\n" for w in warnings[self._warnings_shown:])
+            self._warnings_shown = len(warnings)
+            stream = self.warn_stream or sys.stderr
+            stream.write(text)
+            stream.flush()
         now = _num(snapshot.get("elapsed"))
         if now is None:
             now = time.monotonic()
