@@ -52,7 +52,7 @@ SCRIPT_OPTIONS = [
     _opt("-H", "--host", type=str, help="Base URL of the target, e.g. https://127.0.0.1:8443."),
 ]
 LOAD_OPTIONS = [
-    _opt("-u", "--users", type=click.IntRange(min=0), default=1, help="Number of concurrent users."),
+    _opt("-u", "--users", type=click.IntRange(min=0, max=10_000_000), default=1, help="Number of concurrent users."),
     _opt("-r", "--spawn-rate", type=click.FloatRange(min=0, min_open=True), default=1.0,
          help="Users started per second."),
     _opt("-t", "--run-time", type=DURATION, default=None, help="Stop after this long: 30s, 5m, 1h30m."),

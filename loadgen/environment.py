@@ -10,11 +10,14 @@ from loadgen.client.counters import COUNTERS
 from loadgen.client.factory import ClientFactory
 from loadgen.controller import TestPlan
 from loadgen.errors import UsageError
-from loadgen.monitor import ProcessMonitor
+from loadgen.monitor import BlockingMonitor, ProcessMonitor
 from loadgen.options import TestOptions, check_host
 from loadgen.runner import Runner
 from loadgen.stats.recorder import Recorder, StatsDelta
 from loadgen.users import HttpUser, User, UserContext
+from loadgen.watchdog import Watchdog
+
+PORT_RANGE_PATH = "/proc/sys/net/ipv4/ip_local_port_range"
 
 CPU_WARN_PERCENT = 90.0
 CPU_WARN_SECONDS = 5
@@ -37,6 +40,8 @@ class Environment:
         self.context = UserContext(self.recorder, self.client_factory, options.host)
         self.runner = Runner(user_classes, self.context, options.stop_timeout)
         self.monitor = ProcessMonitor()
+        self.watchdog = Watchdog(self.runner.running_users, options.stall_timeout, worker_id)
+        self.blocking: BlockingMonitor | None = None
         self._hot_seconds = 0
         self._max_users: int | None = None
         self._pre_allocate = 0
@@ -55,6 +60,8 @@ class Environment:
             except (ValueError, OSError):
                 pass
         planned = plan.max_users if plan.open_model else plan.users
+        if plan.stages and not plan.open_model:
+            planned = max([planned, *(round(stage.target) for stage in plan.stages)])
         if planned + 64 > soft:
             warnings.append((
                 "limits",
@@ -62,7 +69,34 @@ class Environment:
                 f"raise the limit (ulimit -n / LimitNOFILE) or spread users over more worker processes",
                 f"nofile:{self.worker_id}",
             ))
+        warnings.extend(self._port_range_warnings(planned))
+        warnings.extend(_patching_warnings(self.worker_id))
+        self.blocking = BlockingMonitor.enable(getattr(self.options, "max_blocking", 0.5) or 0.0)
         return warnings
+
+    def _port_range_warnings(self, planned: int) -> list[tuple[str, str, str]]:
+        """Each connection to one target address needs its own local port from the ephemeral range."""
+        try:
+            with open(PORT_RANGE_PATH) as handle:
+                low, high = (int(part) for part in handle.read().split()[:2])
+        except (OSError, ValueError):
+            return []
+        ports = high - low + 1
+        pool = self.options.pool or "user"
+        connections = planned
+        if pool.startswith("shared"):
+            _, _, size = pool.partition(":")
+            connections = min(planned, int(size) if size.isdigit() else 10)
+        if connections <= ports * 0.8:
+            return []
+        return [(
+            "limits",
+            f"about {connections} connections to one target need as many local ports but the ephemeral port "
+            f"range {low}-{high} has {ports} (closed connections also hold theirs for about 60 s in TIME_WAIT): "
+            f"widen it with sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\", use --pool shared:N, "
+            f"or spread users over more machines",
+            f"ports:{self.worker_id}",
+        )]
 
     def set_rate(self, rate: float) -> None:
         self.runner.set_rate(rate, self._max_users or 1000, self._pre_allocate)
@@ -70,13 +104,17 @@ class Environment:
     def flush(self) -> StatsDelta:
         cpu, rss = self.monitor.sample()
         delta = self.recorder.flush()
+        self.watchdog.progress(delta.requests)
         delta.cpu_percent = cpu
         delta.rss_mb = rss
         return delta
 
     def check(self, label: str = "this process") -> list[tuple[str, str, str]]:
-        """Self-monitoring warnings ``(kind, message, key)``: CPU saturation and memory ceiling."""
-        warnings: list[tuple[str, str, str]] = []
+        """Self-monitoring warnings ``(kind, message, key)``: CPU saturation, memory ceiling, stuck users,
+        a blocked event loop (docs/robustness.md)."""
+        warnings: list[tuple[str, str, str]] = self.watchdog.check(label)
+        if self.blocking is not None:
+            warnings.extend(self._blocking_warnings(label))
         if self.monitor.cpu_percent > CPU_WARN_PERCENT:
             self._hot_seconds += 1
             if self._hot_seconds == CPU_WARN_SECONDS:
@@ -99,11 +137,52 @@ class Environment:
             ))
         return warnings
 
+    def _blocking_warnings(self, label: str) -> list[tuple[str, str, str]]:
+        assert self.blocking is not None
+        warnings = []
+        for seconds, where in self.blocking.drain():
+            place = str(where)
+            on = "" if label == "this process" else f" on {label}"
+            warnings.append((
+                "blocking",
+                f"event loop{on} blocked {seconds:.1f} s at {place}: a call that never yields stalls every user; "
+                "use a gevent-friendly library or gevent.get_hub().threadpool",
+                "blocking:" + place,
+            ))
+        return warnings
+
     def stop(self, timeout: float) -> None:
         self.runner.stop(timeout)
 
     def close(self) -> None:
         self.client_factory.close_all()
+
+
+def _patching_warnings(worker_id: str) -> list[tuple[str, str, str]]:
+    """Modules imported before gevent patched (recorded by loadgen.entry), or no patching at all."""
+    from gevent import monkey
+
+    from loadgen import entry
+
+    warnings = []
+    if not monkey.is_module_patched("socket"):
+        warnings.append((
+            "patching",
+            "gevent has not patched socket in this process: users block each other; call "
+            "gevent.monkey.patch_all() before importing anything else (the loadgen command does it)",
+            "unpatched",
+        ))
+    if entry.EARLY_IMPORTS:
+        names = ", ".join(entry.EARLY_IMPORTS)
+        warnings.append((
+            "patching",
+            f"imported before gevent patched: {names}; their calls may block every user (e.g. via "
+            "sitecustomize, PYTHONSTARTUP or an embedding application): import them after loadgen starts",
+            "early:" + names,
+        ))
+    for text in entry.PATCH_WARNINGS:
+        warnings.append(("patching", f"gevent: {text}", "gevent:" + text[:80]))
+    return warnings
 
 
 def _check_hosts(user_classes: Mapping[str, Any], host: str | None) -> None:

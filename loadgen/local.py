@@ -39,6 +39,9 @@ class LocalFleet:
     def stop(self, timeout: float) -> None:
         self.env.stop(timeout)
 
+    def force_stop(self) -> None:
+        self.env.runner.force_stop()
+
 
 def run_local(options: TestOptions, console: Any = None) -> int:
     """Run a test in this process; write reports; return the exit code."""

@@ -46,6 +46,7 @@ class TestOptions:
     # robustness
     stall_timeout: float = 30.0
     max_rss: float | None = None
+    max_blocking: float = 0.5
     # outputs
     json_path: str | None = None
     csv_prefix: str | None = None
@@ -92,6 +93,10 @@ class TestOptions:
             raise UsageError(f"--dns-select {self.dns_select!r}: use first, random or round-robin")
         if self.client_key and not self.client_cert:
             raise UsageError("--client-key needs --client-cert")
+        if self.stop_timeout < 0:
+            raise UsageError("--stop-timeout must be >= 0, e.g. --stop-timeout 10s")
+        if self.dns_server:
+            check_dns_server(self.dns_server)
         self.plan()
 
     def plan(self) -> TestPlan:
@@ -132,8 +137,28 @@ class TestOptions:
         return {k: v for k, v in data.items() if v not in (None, (), [], False)}
 
 
+def check_dns_server(server: str) -> None:
+    import ipaddress
+
+    from loadgen.client.dns import parse_server
+
+    try:
+        host, port = parse_server(server)
+        ipaddress.ip_address(host)
+        if not 0 < port < 65536:
+            raise ValueError(port)
+    except ValueError:
+        raise UsageError(f"--dns-server {server!r}: give an IP address and optional port, e.g. "
+                         "--dns-server 127.0.0.1:53") from None
+
+
 def check_host(host: str) -> None:
-    parts = urlsplit(host)
+    try:
+        parts = urlsplit(host)
+    except ValueError:  # e.g. an unclosed [IPv6 bracket
+        parts = urlsplit("invalid:")
+    if any(ch.isspace() or ord(ch) < 32 for ch in host):
+        raise UsageError(f"-H/--host {host!r} contains whitespace or control characters")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"-H/--host {host!r} is not an http(s) URL: use e.g. http://127.0.0.1:8080")
     try:

@@ -49,6 +49,7 @@ class Runner:
         self._spawner: gevent.Greenlet | None = None
         self._arrivals: _ArrivalScheduler | None = None
         self._stopped = False
+        self._forced = False
 
     # ---- closed model ------------------------------------------------------------------------------------
     @property
@@ -119,6 +120,7 @@ class Runner:
         slot = _Slot(user, name)
         self.slots[name].append(slot)
         slot.greenlet = gevent.spawn(self._user_main, slot, index)
+        user._greenlet = slot.greenlet  # type: ignore[attr-defined]  # the watchdog reads its stack
         self.recorder.users = self.user_count
 
     def _stop_slot(self, slot: _Slot) -> None:
@@ -232,11 +234,17 @@ class Runner:
                 self._stop_slot(slot)
                 if slot.greenlet is not None:
                     greenlets.append(slot.greenlet)
-        gevent.joinall(greenlets, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while not self._forced and time.monotonic() < deadline and not all(g.dead for g in greenlets):
+            gevent.joinall(greenlets, timeout=min(0.1, max(0.0, deadline - time.monotonic())))
         stragglers = [g for g in greenlets if not g.dead]
         if stragglers:
             gevent.killall(stragglers, timeout=2)
         self.recorder.users = 0
+
+    def force_stop(self) -> None:
+        """End a ``stop()`` in progress now: its remaining users are killed (a second Ctrl-C)."""
+        self._forced = True
 
     def running_users(self) -> list[User]:
         users = [slot.user for slots in self.slots.values() for slot in slots]
@@ -346,6 +354,7 @@ class _ArrivalScheduler:
         if client is not None:
             client.queued_us = queued_us
         self.busy.add(user)
+        user._greenlet = gevent.getcurrent()  # type: ignore[attr-defined]  # the watchdog reads its stack
         user.current_task = task_name
         user.task_started = started
         try:

@@ -67,10 +67,14 @@ def _import(path: str, source: bytes, module_name: str | None) -> ModuleType:
     directory = os.path.dirname(os.path.abspath(path))
     if directory not in sys.path:
         sys.path.insert(0, directory)
+    if b"\x00" in source:
+        raise ScriptError(f"{path} is not Python source (it contains NUL bytes): give -f a Python file")
     try:
         code = compile(source, path, "exec")
-    except SyntaxError as exc:
-        raise ScriptError(f"syntax error in {exc.filename or path}, line {exc.lineno}: {exc.msg}") from None
+    except (SyntaxError, ValueError) as exc:
+        line = f", line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+        message = getattr(exc, "msg", None) or str(exc)
+        raise ScriptError(f"syntax error in {getattr(exc, 'filename', None) or path}{line}: {message}") from None
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,0 +1,243 @@
+"""End-to-end: ``python -m loadgen run`` processes against the built-in target — stuck users, a blocked
+event loop, patching order, memory ceiling, file limits and shutdown by signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers import REPO, start_target, stop_process
+
+STUCK_SCRIPT = '''
+import gevent
+from gevent import monkey
+
+from loadgen import HttpUser, constant, task
+
+blocking_sleep = monkey.get_original("time", "sleep")
+
+
+class Stuck(HttpUser):
+    weight = 3
+
+    @task
+    def wait_forever(self):
+        self.client.get("/stall", timeout=None)
+
+
+class Blocker(HttpUser):
+    fixed_count = 1
+    wait_time = constant(0.5)
+
+    @task
+    def block_the_loop(self):
+        blocking_sleep(1.2)
+'''
+
+HANG_SCRIPT = '''
+from loadgen import HttpUser, task
+
+
+class Hang(HttpUser):
+    @task
+    def hang(self):
+        self.client.get("/")
+        self.client.get("/stall", timeout=None)
+'''
+
+WEB_SCRIPT = '''
+from loadgen import HttpUser, constant, task
+
+
+class Web(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def index(self):
+        self.client.get("/")
+'''
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[str]:
+    proc, url = start_target()
+    yield url
+    stop_process(proc)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*extra.pop("PYTHONPATH", "").split(os.pathsep), str(REPO)]).strip(os.pathsep)
+    env.update(extra)
+    return env
+
+
+def run(script: Path, *args: str, timeout: float = 40, env: dict[str, str] | None = None,
+        preexec: object = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "loadgen", "run", "-f", str(script), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env or _env(), cwd=REPO,
+                          stdin=subprocess.DEVNULL, preexec_fn=preexec)  # type: ignore[arg-type]
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def warnings_of(report: dict, kind: str) -> list[str]:
+    return [w["message"] for w in report["warnings"] if w["kind"] == kind]
+
+
+def test_stuck_users_stuck_test_and_blocked_loop(tmp_path: Path, target: str) -> None:
+    script = write(tmp_path, "stuck_script.py", STUCK_SCRIPT)
+    out = tmp_path / "r.json"
+    started = time.monotonic()
+    proc = run(script, "-H", target, "-u", "4", "-r", "20", "-t", "5s", "--stall-timeout", "2",
+               "--stop-timeout", "1", "--json", str(out))
+    assert time.monotonic() - started < 5 + 1 + 10
+    assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    stalls = warnings_of(report, "stall")
+    per_user = [m for m in stalls if m.startswith("Stuck.wait_forever has not returned")]
+    assert len(per_user) == 3, stalls  # each stuck user once
+    for message in per_user:
+        assert "stuck_script.py:" in message and "wait_forever" in message
+        assert "loadgen/client/" in message  # the innermost library frame: where the socket read waits
+    stuck = [m for m in stalls if m.startswith("the whole test is stuck")]
+    assert len(stuck) == 1 and "3 of 3 stuck users wait at stuck_script.py:" in stuck[0], stalls
+    blocking = warnings_of(report, "blocking")
+    assert len(blocking) == 1, report["warnings"]  # the same stack blocks again and again: reported once
+    assert "stuck_script.py:" in blocking[0] and "block_the_loop" in blocking[0]
+    seconds = float(blocking[0].split(" blocked ")[1].split(" s ")[0])
+    assert 0.9 <= seconds <= 3.0, blocking[0]
+    assert not warnings_of(report, "patching")
+    # plain console: every new warning is printed at once on stderr
+    assert "loadgen: warning: [stall] Stuck.wait_forever has not returned" in proc.stderr
+    assert "loadgen: warning: [blocking]" in proc.stderr
+
+
+def test_patching_order_via_sitecustomize(tmp_path: Path, target: str) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import ssl  # noqa: F401\nimport threading\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+    )
+    script = write(tmp_path, "web.py", WEB_SCRIPT)
+    out = tmp_path / "r.json"
+    proc = run(script, "-H", target, "-t", "1s", "-q", "--json", str(out), env=_env(PYTHONPATH=str(site)))
+    assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr
+    patching = warnings_of(json.loads(out.read_text()), "patching")
+    assert any("imported before gevent patched: ssl" in m and "threading (1 threads already running)" in m
+               for m in patching), patching
+
+
+def test_max_rss_stops_spawning(tmp_path: Path, target: str) -> None:
+    script = write(tmp_path, "web.py", WEB_SCRIPT)
+    out = tmp_path / "r.json"
+    proc = run(script, "-H", target, "-u", "50", "-r", "10", "-t", "3s", "-q", "--max-rss", "1",
+               "--json", str(out))
+    assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    memory = warnings_of(report, "memory")
+    assert len(memory) == 1 and "above --max-rss 1 MB: spawning stopped" in memory[0]
+    assert 1 <= report["users"]["peak"] < 30, report["users"]
+    assert report["totals"]["requests"] > 0
+
+
+def _small_nofile() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+def test_small_open_files_limit(tmp_path: Path, target: str) -> None:
+    """ulimit -n 256 and 400 users: a limits warning at start; running out of files is counted failures."""
+    script = write(tmp_path, "web.py", WEB_SCRIPT)
+    out = tmp_path / "r.json"
+    started = time.monotonic()
+    proc = run(script, "-H", target, "-u", "400", "-r", "400", "-t", "2s", "-q", "--stop-timeout", "2",
+               "--json", str(out), preexec=_small_nofile)
+    assert time.monotonic() - started < 20
+    assert "Traceback" not in proc.stderr and proc.returncode in (0, 1), proc.stderr
+    report = json.loads(out.read_text())
+    limits = warnings_of(report, "limits")
+    assert any("400 users need about 400 sockets" in m and "256 files" in m for m in limits), limits
+    assert report["totals"]["requests"] > 0
+
+
+def _start(script: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "loadgen", "run", "-f", str(script), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
+                            stdin=subprocess.DEVNULL)
+
+
+def _wait_for_requests(target: str, count: int, timeout: float = 10) -> None:
+    from servers import target_stats
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = target_stats(target)
+        if stats.get("requests", 0) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the target saw fewer than {count} requests: {stats}")
+
+
+def test_sigterm_stops_within_stop_timeout_and_writes_the_report(tmp_path: Path, target: str) -> None:
+    from servers import reset_target
+
+    script = write(tmp_path, "hang.py", HANG_SCRIPT)
+    out = tmp_path / "r.json"
+    reset_target(target)
+    proc = _start(script, "-H", target, "-u", "3", "-r", "50", "--stop-timeout", "2", "-q", "--json", str(out))
+    try:
+        _wait_for_requests(target, 6)  # each user: "/" answered, "/stall" never will be
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=2 + 8)
+        elapsed = time.monotonic() - signalled
+    finally:
+        stderr = stop_and_read(proc)
+    assert elapsed < 2 + 2, f"exited {elapsed:.1f} s after SIGTERM"
+    assert code == 0 and "Traceback" not in stderr, stderr
+    report = json.loads(out.read_text())
+    assert report["stop_reason"] == "signal SIGTERM"
+    rows = {e["name"]: e for e in report["endpoints"]}
+    assert rows["/"]["requests"] == 3 and rows["/"]["failures"] == 0
+
+
+def test_second_sigint_forces_an_immediate_exit_with_a_report(tmp_path: Path, target: str) -> None:
+    script = write(tmp_path, "hang.py", HANG_SCRIPT)
+    out = tmp_path / "r.json"
+    proc = _start(script, "-H", target, "-u", "2", "-r", "50", "--stop-timeout", "60", "-q", "--json", str(out))
+    try:
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None  # the first Ctrl-C waits for the stuck users (up to 60 s)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=15)
+        elapsed = time.monotonic() - signalled
+    finally:
+        stderr = stop_and_read(proc)
+    assert elapsed < 3, f"exited {elapsed:.1f} s after the second SIGINT"
+    assert code == 0 and "Traceback" not in stderr, stderr
+    report = json.loads(out.read_text())
+    assert report["endpoints"] and report["endpoints"][0]["name"] == "/"
+
+
+def stop_and_read(proc: subprocess.Popen[str]) -> str:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+    return proc.stderr.read() if proc.stderr else ""
