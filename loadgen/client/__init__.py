@@ -1,0 +1,33 @@
+"""loadgen's HTTP client: lean keep-alive HTTP/1.1 over gevent, recorded per request."""
+
+from .connection import ConnectionClosed, ConnectTimeout, Origin, ProtocolError, ReadTimeout
+from .cookies import CookieJar
+from .counters import COUNTERS, ConnectionCounters
+from .dns import DnsCache
+from .factory import ClientFactory
+from .pool import PoolTimeout
+from .response import Headers, HTTPError, Response
+from .session import HttpSession
+from .settings import ClientSettings
+from .tls import TLSSessionCache, get_context
+
+__all__ = [
+    "COUNTERS",
+    "ClientFactory",
+    "ClientSettings",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "ConnectionCounters",
+    "CookieJar",
+    "DnsCache",
+    "HTTPError",
+    "Headers",
+    "HttpSession",
+    "Origin",
+    "PoolTimeout",
+    "ProtocolError",
+    "ReadTimeout",
+    "Response",
+    "TLSSessionCache",
+    "get_context",
+]

@@ -1,0 +1,458 @@
+"""One keep-alive HTTP/1.1 connection on a gevent socket.
+
+Framing: the common response (status line + headers + Content-Length body) is framed here
+with a few byte searches; anything else (chunked, close-delimited, HEAD, 204/304, odd or
+repeated length fields) goes to geventhttpclient's llhttp parser, fed with the bytes
+already read.
+"""
+
+from __future__ import annotations
+
+import socket as _stdsocket
+from http.client import HTTPException
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+import gevent
+from gevent import socket as gsocket
+from geventhttpclient._parser import HTTPResponseParser
+
+from .counters import COUNTERS
+
+if TYPE_CHECKING:
+    from gevent import ssl
+
+    from .dns import DnsCache
+    from .tls import TLSSessionCache
+    from .watchdog import Watchdog
+
+RECV_SIZE = 65536
+MAX_HEAD = 65536
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class ProtocolError(Exception):
+    """The server's bytes are not a valid HTTP/1.x response."""
+
+
+class ConnectTimeout(TimeoutError):
+    """Connecting (TCP or TLS handshake) took longer than the connect timeout."""
+
+
+class ReadTimeout(TimeoutError):
+    """No response bytes arrived within the read timeout."""
+
+
+class ConnectionClosed(ConnectionError):
+    """The server closed the connection before the response was complete."""
+
+
+class StaleConnection(ConnectionError):
+    """A reused keep-alive connection failed before any response byte: safe to retry."""
+
+
+class Origin:
+    """scheme://host:port, with the bytes and keys the hot path needs precomputed."""
+
+    __slots__ = ("scheme", "host", "port", "tls", "host_header", "prefix", "key")
+
+    def __init__(self, scheme: str, host: str, port: int | None = None) -> None:
+        scheme = scheme.lower()
+        if scheme not in DEFAULT_PORTS:
+            raise ValueError(f"unsupported URL scheme {scheme!r} (http or https)")
+        if not host:
+            raise ValueError("URL has no host")
+        self.scheme = scheme
+        self.host = host.strip("[]").lower()
+        self.port = port or DEFAULT_PORTS[scheme]
+        self.tls = scheme == "https"
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        self.host_header = h if self.port == DEFAULT_PORTS[scheme] else f"{h}:{self.port}"
+        self.prefix = f"{scheme}://{self.host_header}"
+        self.key = (scheme, self.host, self.port)
+
+    def __repr__(self) -> str:
+        return f"Origin({self.prefix})"
+
+
+class _Parser(HTTPResponseParser):
+    """llhttp callbacks collecting one response's body; headers come from our raw head."""
+
+    def __init__(self, head_only: bool, max_body: int) -> None:
+        super().__init__()
+        self.head_only = head_only
+        self.max_body = max_body
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.truncated = False
+        self.begun = 0
+        self.done = False
+
+    def _on_message_begin(self) -> None:
+        self.begun += 1
+
+    def _on_status(self, _s: str) -> None:
+        pass
+
+    def _on_header_field(self, _s: str) -> None:
+        pass
+
+    def _on_header_value(self, _s: str) -> None:
+        pass
+
+    def _on_headers_complete(self) -> bool:
+        return self.head_only and self.get_code() >= 200
+
+    def _on_body(self, data: bytes) -> None:
+        room = self.max_body - self.size
+        if len(data) > room:
+            self.truncated = True
+            if room <= 0:
+                return
+            data = data[:room]
+        self.chunks.append(bytes(data))
+        self.size += len(data)
+
+    def _on_message_complete(self) -> None:
+        if self.get_code() >= 200:
+            self.done = True
+
+
+def _keep_alive(head: bytes, lhead: bytes) -> bool:
+    """Whether the response allows reusing the connection (Connection header, HTTP version)."""
+    tokens: set[str] = set()
+    pos = lhead.find(b"\r\nconnection:")
+    while pos >= 0:
+        end = lhead.find(b"\r\n", pos + 2)
+        value = lhead[pos + 13 : end if end >= 0 else len(lhead)]
+        tokens.update(t.strip() for t in value.decode("latin-1").split(","))
+        pos = lhead.find(b"\r\nconnection:", pos + 2)
+    if "close" in tokens:
+        return False
+    if head[5:8] == b"1.0":
+        return "keep-alive" in tokens
+    return True
+
+
+class Connection:
+    """A connected (and, for https, TLS-wrapped) socket plus reuse bookkeeping.
+
+    The socket itself has no timeout after connecting: while a request is in flight the
+    connection sits in `watchdog.inflight` with a `deadline`, refreshed whenever bytes arrive.
+    """
+
+    __slots__ = (
+        "sock", "origin", "requests", "last_used", "read_timeout", "deadline", "timed_out",
+        "tls_key", "tls_cache", "registry", "watchdog",
+    )
+
+    def __init__(self, sock: gsocket.socket, origin: Origin, watchdog: Watchdog | None = None) -> None:
+        self.sock = sock
+        self.origin = origin
+        self.requests = 0
+        self.last_used = 0.0
+        self.read_timeout: float | None = None
+        self.deadline = 0.0
+        self.timed_out = False
+        self.tls_key: tuple[str, int, str | None] | None = None
+        self.tls_cache: TLSSessionCache | None = None
+        self.registry: set[Connection] | None = None
+        self.watchdog = watchdog if watchdog is not None else _NO_WATCHDOG
+
+    @classmethod
+    def open(
+        cls,
+        origin: Origin,
+        dns: DnsCache,
+        connect_timeout: float | None,
+        read_timeout: float | None,
+        ssl_context: ssl.SSLContext | None = None,
+        tls_cache: TLSSessionCache | None = None,
+        registry: set[Connection] | None = None,
+        watchdog: Watchdog | None = None,
+    ) -> Connection:
+        """Resolve, connect and (https) handshake, offering a cached TLS session."""
+        if connect_timeout is None:
+            addr = dns.resolve(origin.host, origin.port)
+        else:
+            with gevent.Timeout(connect_timeout, False):
+                addr = ""
+                addr = dns.resolve(origin.host, origin.port)
+            if not addr:
+                raise ConnectTimeout(f"DNS lookup of {origin.host} timed out after {connect_timeout} s")
+        family = _stdsocket.AF_INET6 if ":" in addr else _stdsocket.AF_INET
+        sock = gsocket.socket(family, _stdsocket.SOCK_STREAM)
+        try:
+            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+            sock.settimeout(connect_timeout)
+            try:
+                sock.connect((addr, origin.port))
+            except TimeoutError:
+                raise ConnectTimeout(
+                    f"connect to {origin.host_header} ({addr}) timed out after {connect_timeout} s"
+                ) from None
+            COUNTERS.opened += 1
+            tls_key = None
+            if origin.tls:
+                assert ssl_context is not None
+                tls_key = (origin.host, origin.port, origin.host)
+                cached = tls_cache.checkout(tls_key, connect_timeout) if tls_cache is not None else None
+                try:
+                    tsock = ssl_context.wrap_socket(sock, server_hostname=origin.host, session=cached)
+                except BaseException as exc:
+                    COUNTERS.closed += 1
+                    if tls_cache is not None:
+                        tls_cache.abandon(tls_key)
+                    if isinstance(exc, TimeoutError):
+                        raise ConnectTimeout(
+                            f"TLS handshake with {origin.host_header} timed out after {connect_timeout} s"
+                        ) from None
+                    raise
+                sock = tsock
+                if tsock.session_reused:
+                    COUNTERS.tls_resumed += 1
+                else:
+                    COUNTERS.tls_full += 1
+            sock.settimeout(None)  # reads are bounded by the watchdog
+        except BaseException:
+            sock.close()
+            raise
+        conn = cls(sock, origin, watchdog)
+        conn.read_timeout = read_timeout
+        if watchdog is not None:
+            watchdog.ensure_tick(read_timeout)
+        if tls_key is not None and tls_cache is not None and tls_cache.wants(tls_key, sock.session_reused):
+            conn.tls_key = tls_key
+            conn.tls_cache = tls_cache
+        if registry is not None:
+            conn.registry = registry
+            registry.add(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close the socket (idempotent) and count it."""
+        sock = self.sock
+        if sock is None:
+            return
+        self.sock = None  # type: ignore[assignment]
+        self._save_tls_session(sock)
+        if self.registry is not None:
+            self.registry.discard(self)
+        try:
+            sock.close()
+        finally:
+            COUNTERS.closed += 1
+
+    def expire(self) -> None:
+        """Called by the watchdog: the read deadline passed, abort the blocked request."""
+        self.timed_out = True
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.sock is None
+
+    def _save_tls_session(self, sock: gsocket.socket) -> None:
+        cache = self.tls_cache
+        if cache is not None:
+            self.tls_cache = None
+            try:
+                cache.put(self.tls_key, sock.session)  # type: ignore[arg-type,attr-defined]
+            except (AttributeError, ValueError, OSError):
+                cache.abandon(self.tls_key)  # type: ignore[arg-type]
+
+    def set_read_timeout(self, timeout: float | None) -> None:
+        self.read_timeout = timeout
+        self.watchdog.ensure_tick(timeout)
+
+    def _timeout_error(self, detail: str = "") -> ReadTimeout:
+        return ReadTimeout(f"read timed out after {self.read_timeout} s{detail}")
+
+    def roundtrip(self, data: bytes, head_only: bool, max_body: int) -> tuple[int, bytes, bytes, int, bool, bool]:
+        """Send `data`, read one response: (status, head, body, bytes received, keep-alive, truncated)."""
+        sock = self.sock
+        rt = self.read_timeout
+        inflight = self.watchdog.inflight
+        if rt is not None:
+            self.deadline = perf_counter() + rt
+            inflight.add(self)
+        try:
+            try:
+                sent = sock.send(data)  # one syscall; gevent's sendall adds a getsockopt per call
+                if sent < len(data):
+                    self._send_rest(memoryview(data)[sent:])
+                buf = sock.recv(RECV_SIZE)
+            except (OSError, ValueError) as exc:  # ValueError: gevent's SSL socket closed under us
+                if self.timed_out or isinstance(exc, TimeoutError):
+                    raise self._timeout_error() from None
+                if isinstance(exc, ValueError):
+                    raise
+                if self.requests:
+                    raise StaleConnection(f"{type(exc).__name__}: {exc}") from exc
+                raise
+            if not buf:
+                if self.requests:
+                    raise StaleConnection("server closed the keep-alive connection")
+                raise ConnectionClosed("server closed the connection without a response")
+            self.requests += 1
+            extra = 0
+            i = buf.find(b"\r\n\r\n")
+            if i < 0 or buf[9:10] == b"1":
+                buf, i, extra = self._read_head(buf, i)
+            head = buf[:i]
+            if head[:7] != b"HTTP/1.":
+                raise ProtocolError(f"not an HTTP/1.x response: {bytes(head[:40])!r}")
+            try:
+                status = int(head[9:12])
+            except ValueError:
+                raise ProtocolError(f"bad status line: {bytes(head[:40])!r}") from None
+            lhead = head.lower()
+            j = lhead.find(b"\r\ncontent-length:")
+            if j < 0 or head_only or status == 204 or status == 304 or b"\r\ntransfer-encoding:" in lhead:
+                return self._read_slow(buf, head, status, head_only, max_body, extra)
+            e = lhead.find(b"\r\n", j + 17)
+            if e < 0:
+                e = len(lhead)
+            try:
+                length = int(lhead[j + 17 : e])
+            except ValueError:
+                length = -1
+            if length < 0 or lhead.find(b"\r\ncontent-length:", e) >= 0:
+                return self._read_slow(buf, head, status, head_only, max_body, extra)
+            keep = True
+            if b"close" in lhead or head[5:8] == b"1.0":  # HTTP/1.1 is keep-alive unless it says close
+                keep = _keep_alive(head, lhead)
+            start = i + 4
+            end = start + length
+            have = len(buf)
+            if have < end:
+                body, got, truncated = self._read_body(buf[start:], length, max_body)
+                return status, head, body, have + got + extra, keep, truncated
+            if have == end:
+                body = buf[start:]
+            else:  # bytes beyond the response: we never pipeline, so the stream is broken
+                body = buf[start:end]
+                keep = False
+            if self.tls_cache is not None:
+                self._save_tls_session(sock)
+            if length > max_body:
+                return status, head, body[:max_body], have + extra, keep, True
+            return status, head, body, have + extra, keep, False
+        finally:
+            if rt is not None:
+                inflight.discard(self)
+
+    def _recv(self, n: int) -> bytes:
+        """recv for the slower paths: refreshes the deadline, maps a watchdog abort."""
+        try:
+            data = self.sock.recv(n)
+        except (OSError, ValueError, AttributeError) as exc:  # AttributeError: sock is None
+            if self.timed_out or isinstance(exc, TimeoutError):
+                raise self._timeout_error() from None
+            raise
+        if self.read_timeout is not None:
+            self.deadline = perf_counter() + self.read_timeout
+        return data
+
+    def _send_rest(self, view: memoryview) -> None:
+        """Send what one send() did not take, refreshing the deadline as the peer reads."""
+        sent = 0
+        for _ in range(1 << 30):
+            if sent >= len(view):
+                return
+            try:
+                sent += self.sock.send(view[sent:])
+            except (OSError, ValueError, AttributeError):
+                if self.timed_out:
+                    raise self._timeout_error() from None
+                raise
+            if self.read_timeout is not None:
+                self.deadline = perf_counter() + self.read_timeout
+
+    def _read_head(self, buf: bytes, i: int) -> tuple[bytes, int, int]:
+        """Read until a final (non-1xx) response head is complete; returns (buf, end, dropped)."""
+        dropped = 0
+        for _ in range(1000):
+            if i >= 0:
+                if buf[9:10] != b"1" or buf[:7] != b"HTTP/1.":
+                    return buf, i, dropped
+                dropped += i + 4  # an interim 1xx response: skip it
+                buf = buf[i + 4 :]
+                i = buf.find(b"\r\n\r\n")
+                continue
+            if len(buf) > MAX_HEAD:
+                raise ProtocolError(f"response head larger than {MAX_HEAD} bytes")
+            chunk = self._recv(RECV_SIZE)
+            if not chunk:
+                raise ConnectionClosed("server closed the connection before the end of the headers")
+            buf += chunk
+            i = buf.find(b"\r\n\r\n")
+        raise ProtocolError("too many interim responses")
+
+    def _read_body(self, have: bytes, length: int, max_body: int) -> tuple[bytes, int, bool]:
+        """Read the rest of a Content-Length body; keeps at most `max_body` bytes."""
+        keep_len = min(length, max_body)
+        out = bytearray(keep_len)
+        n = min(len(have), keep_len)
+        out[:n] = have[:n]
+        pos = len(have)  # body bytes seen so far
+        got = 0
+        while pos < length:
+            chunk = self._recv(min(RECV_SIZE, length - pos))
+            if not chunk:
+                raise ConnectionClosed(f"server closed the connection after {pos} of {length} body bytes")
+            if pos < keep_len:
+                take = min(len(chunk), keep_len - pos)
+                out[pos : pos + take] = chunk[:take]
+            pos += len(chunk)
+            got += len(chunk)
+        if self.tls_cache is not None:
+            self._save_tls_session(self.sock)
+        return bytes(out), got, length > keep_len
+
+    def _read_slow(
+        self, buf: bytes, head: bytes, status: int, head_only: bool, max_body: int, extra: int
+    ) -> tuple[int, bytes, bytes, int, bool, bool]:
+        """Frame the response with llhttp (chunked, close-delimited, HEAD, 204/304, ...)."""
+        parser = _Parser(head_only, max_body)
+        nbytes = len(buf) + extra
+        eof = False
+        try:
+            parser.feed(buf)
+            while not parser.done:
+                data = self._recv(RECV_SIZE)
+                nbytes += len(data)
+                if not data:
+                    eof = True
+                    try:
+                        parser.feed(b"")  # completes a close-delimited body
+                    except HTTPException:
+                        pass
+                    if not parser.done:
+                        raise ConnectionClosed("server closed the connection before the end of the body")
+                    break
+                parser.feed(data)
+        except HTTPException as exc:
+            if not parser.done:
+                raise ProtocolError(f"invalid response: {exc}") from None
+            eof = True  # junk after a complete response: drop the connection
+        keep = not eof and parser.begun == 1 and parser.should_keep_alive()
+        if keep and (b"\r\nconnection:" in head.lower()):
+            keep = _keep_alive(head, head.lower())
+        chunks = parser.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self.tls_cache is not None and self.sock is not None:
+            self._save_tls_session(self.sock)
+        return status, head, body, nbytes, keep, parser.truncated
+
+
+class _NoWatchdog:
+    """Stand-in when a connection is used without a factory: deadlines are not enforced."""
+
+    inflight: set[Connection] = set()
+
+    def ensure_tick(self, timeout: float | None) -> None:
+        pass
+
+
+_NO_WATCHDOG: Watchdog = _NoWatchdog()  # type: ignore[assignment]

@@ -1,0 +1,420 @@
+"""`HttpSession`: what user scripts call as `self.client`.
+
+Hot path: a cached pre-encoded request head, one pooled keep-alive connection, framing in
+`Connection.roundtrip`, one `Response` and one `recorder.record(...)` per request.
+"""
+
+from __future__ import annotations
+
+import json as _json
+from collections.abc import Mapping
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from geventhttpclient._parser import HTTPParseError
+
+from .connection import Origin, ProtocolError, StaleConnection
+from .cookies import CookieJar
+from .counters import COUNTERS
+from .response import Headers, Response
+
+if TYPE_CHECKING:
+    from .factory import ClientFactory
+
+_DEFAULT: Any = object()  # "use the settings' timeouts"
+_TRANSPORT_ERRORS = (OSError, ProtocolError, HTTPParseError)
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+_HEAD_CACHE_MAX = 512
+
+
+def _origin_of(url: str) -> tuple[Origin, str]:
+    """Split an absolute URL into its Origin and request target (path?query)."""
+    parts = urlsplit(url)
+    origin = Origin(parts.scheme, parts.hostname or "", parts.port)
+    target = parts.path or "/"
+    if parts.query:
+        target = f"{target}?{parts.query}"
+    return origin, target
+
+
+def _headers_key(headers: Mapping[str, Any] | None) -> Any:
+    """A hashable stand-in for per-request headers (None if they cannot be a cache key)."""
+    if not headers:
+        return None
+    items = tuple(headers.items())
+    try:
+        hash(items)
+    except TypeError:
+        return object()  # unique: never hits, bounded by the cache size
+    return items
+
+
+def _check_header(name: str, value: str) -> None:
+    if "\r" in name or "\n" in name or ":" in name or "\r" in value or "\n" in value:
+        raise ValueError(f"invalid header {name!r}: {value!r}")
+
+
+class _SessionHeaders(dict):  # type: ignore[type-arg]
+    """Default headers of a session; any change drops the session's cache of encoded heads."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self, cache: dict[Any, bytes]) -> None:
+        super().__init__()
+        self._cache = cache
+
+    def _changed(self) -> None:
+        self._cache.clear()
+
+    def __setitem__(self, k: str, v: str) -> None:
+        super().__setitem__(k, v)
+        self._changed()
+
+    def __delitem__(self, k: str) -> None:
+        super().__delitem__(k)
+        self._changed()
+
+    def update(self, *a: Any, **kw: Any) -> None:
+        super().update(*a, **kw)
+        self._changed()
+
+    def pop(self, *a: Any) -> Any:
+        self._changed()
+        return super().pop(*a)
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def setdefault(self, k: str, v: Any = None) -> Any:
+        self._changed()
+        return super().setdefault(k, v)
+
+
+class HttpSession:
+    """An HTTP client bound to a base URL and a connection pool; one per user."""
+
+    def __init__(self, factory: ClientFactory, base_url: str, keep_alive: bool, pool: Any, owns_pool: bool) -> None:
+        settings = factory.settings
+        self.factory = factory
+        self.recorder = factory.recorder
+        self.base_url = base_url.rstrip("/")
+        # without a base URL every path must be absolute; the placeholder origin is never used
+        self._has_base = bool(self.base_url)
+        self._origin, base_path = _origin_of(self.base_url or "http://base-url.invalid")
+        self._base_path = "" if base_path == "/" else base_path
+        self._keep_alive = keep_alive
+        self._pool = pool
+        self._owns_pool = owns_pool
+        self._heads: dict[Any, bytes] = {}
+        self.headers: dict[str, str] = _SessionHeaders(self._heads)
+        self.cookies = CookieJar(self._heads.clear)
+        self.queued_us = 0
+        self._ct = settings.connect_timeout
+        self._rt = settings.read_timeout
+        self._max_body = settings.max_body
+        self._max_redirects = settings.max_redirects
+        self._user_agent = settings.user_agent
+        self._origins: dict[str, Origin] = {}
+        self.closed = False
+
+    @property
+    def keep_alive(self) -> bool:
+        """False closes the connection after every request (and sends ``Connection: close``)."""
+        return self._keep_alive
+
+    @keep_alive.setter
+    def keep_alive(self, value: bool) -> None:
+        self._keep_alive = bool(value)
+        self._heads.clear()
+
+    # -- verbs (positional arguments as in requests) ------------------------------------
+    def get(self, path: str, **kw: Any) -> Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, data: Any = None, json: Any = None, **kw: Any) -> Response:
+        return self.request("POST", path, data=data, json=json, **kw)
+
+    def put(self, path: str, data: Any = None, **kw: Any) -> Response:
+        return self.request("PUT", path, data=data, **kw)
+
+    def patch(self, path: str, data: Any = None, **kw: Any) -> Response:
+        return self.request("PATCH", path, data=data, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Response:
+        return self.request("DELETE", path, **kw)
+
+    def head(self, path: str, **kw: Any) -> Response:
+        kw.setdefault("allow_redirects", False)
+        return self.request("HEAD", path, **kw)
+
+    def options(self, path: str, **kw: Any) -> Response:
+        return self.request("OPTIONS", path, **kw)
+
+    # -- the request ------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        name: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        timeout: Any = _DEFAULT,
+        catch_response: bool = False,
+        allow_redirects: bool = True,
+    ) -> Response:
+        """Send one request (following redirects) and record it; never raises transport errors."""
+        if timeout is _DEFAULT:
+            ct = self._ct
+            rt = self._rt
+        elif timeout is None or isinstance(timeout, (int, float)):
+            ct = rt = timeout
+        else:
+            ct, rt = timeout
+        body: bytes | None = None
+        ctype: str | None = None
+        if json is not None:
+            body = _json.dumps(json).encode()
+            ctype = "application/json"
+        elif data is not None:
+            body, ctype = self._encode_data(data)
+        if path[:1] == "/" and self._has_base:
+            origin = self._origin
+            target = self._base_path + path
+        else:
+            origin, target = self._resolve(path)
+        if params:
+            query = params if isinstance(params, (str, bytes)) else urlencode(params, doseq=True)
+            if isinstance(query, bytes):
+                query = query.decode()
+            target = f"{target}{'&' if '?' in target else '?'}{query}"
+        if body is None and method not in _BODY_METHODS:  # cached value is the whole request
+            if headers is None and origin is self._origin:
+                key: Any = (method, target)
+            else:
+                key = (method, target, origin.key, _headers_key(headers))
+            wire = self._heads.get(key)
+            if wire is None:
+                wire = self._encode_head(method, target, origin, headers, None, key, True)
+        else:  # cached value is the head without Content-Length and blank line
+            key = (method, target, origin.key, _headers_key(headers), ctype, 1)
+            pre = self._heads.get(key)
+            if pre is None:
+                pre = self._encode_head(method, target, origin, headers, ctype, key, False)
+            if body is None:
+                wire = pre + b"Content-Length: 0\r\n\r\n"
+            else:
+                wire = b"%sContent-Length: %d\r\n\r\n%s" % (pre, len(body), body)
+
+        t0 = perf_counter()
+        try:
+            status, head, rbody, nbytes, truncated = self._exchange(origin, wire, method, ct, rt, t0)
+            error = None if status < 400 else self._status_error(status, head)
+            if allow_redirects and status in _REDIRECTS:
+                status, head, rbody, nbytes, truncated, origin, target, error = self._follow(
+                    method, origin, target, headers, body, ctype, status, head, rbody, nbytes, truncated, ct, rt
+                )
+        except _TRANSPORT_ERRORS as exc:
+            status, head, rbody, nbytes, truncated = 0, b"", b"", 0, False
+            error = f"{type(exc).__name__}: {exc}"
+        latency_us = int((perf_counter() - t0) * 1_000_000)
+        if name is None:
+            name = path
+        resp = Response(status, head, rbody, latency_us, nbytes, error, origin.prefix, target, method, name)
+        if truncated:
+            resp.truncated = True
+        queued = self.queued_us
+        if queued:
+            self.queued_us = 0
+        if catch_response:
+            resp._pending = self
+            resp.queued_us = queued
+            return resp
+        self.recorder.record(method, name, latency_us, nbytes, error, queued)
+        return resp
+
+    def _record(self, resp: Response) -> None:
+        """Record a catch_response response at the end of its with-block."""
+        self.recorder.record(resp.method, resp.name, resp.latency_us, resp.nbytes, resp.error, resp.queued_us)
+
+    def _exchange(
+        self, origin: Origin, wire: bytes, method: str, ct: float | None, rt: float | None, t0: float
+    ) -> tuple[int, bytes, bytes, int, bool]:
+        """One request/response on a pooled connection; retries once on a stale keep-alive."""
+        pool = self._pool
+        head_only = method == "HEAD"
+        for attempt in (0, 1):
+            conn = pool.acquire(origin, t0, ct, rt)
+            try:
+                if conn.read_timeout != rt:
+                    conn.set_read_timeout(rt)
+                status, head, body, nbytes, keep, truncated = conn.roundtrip(wire, head_only, self._max_body)
+            except StaleConnection:
+                pool.discard(conn)
+                if attempt:
+                    raise
+                continue
+            except BaseException:
+                pool.discard(conn)
+                raise
+            COUNTERS.requests += 1
+            COUNTERS.bytes_sent += len(wire)
+            COUNTERS.bytes_received += nbytes
+            pool.release(conn, keep and self._keep_alive, t0)
+            if b"ookie:" in head or b"OOKIE:" in head:
+                self.cookies.extract(origin.host, head)
+            return status, head, body, nbytes, truncated
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _follow(
+        self,
+        method: str,
+        origin: Origin,
+        target: str,
+        headers: Mapping[str, Any] | None,
+        body: bytes | None,
+        ctype: str | None,
+        status: int,
+        head: bytes,
+        rbody: bytes,
+        nbytes: int,
+        truncated: bool,
+        ct: float | None,
+        rt: float | None,
+    ) -> tuple[int, bytes, bytes, int, bool, Origin, str, str | None]:
+        """Follow redirects (at most max_redirects); returns the final exchange and location."""
+        for _ in range(self._max_redirects):
+            location = Headers.parse(head).get("location")
+            if not location:
+                break
+            url = urljoin(origin.prefix + target, location.strip())
+            try:
+                origin, target = self._resolve(url)
+            except ValueError as exc:
+                raise ProtocolError(f"cannot follow redirect to {location!r}: {exc}") from None
+            if status == 303 and method != "HEAD" or status in (301, 302) and method == "POST":
+                method, body, ctype = "GET", None, None
+            pre = self._encode_head(method, target, origin, headers, ctype, None)
+            if body is not None:
+                wire = b"%sContent-Length: %d\r\n\r\n%s" % (pre, len(body), body)
+            elif method in _BODY_METHODS:
+                wire = pre + b"Content-Length: 0\r\n\r\n"
+            else:
+                wire = pre + b"\r\n"
+            status, head, rbody, n, truncated = self._exchange(origin, wire, method, ct, rt, perf_counter())
+            nbytes += n
+            if status not in _REDIRECTS:
+                error = None if status < 400 else self._status_error(status, head)
+                return status, head, rbody, nbytes, truncated, origin, target, error
+        else:
+            return status, head, rbody, nbytes, truncated, origin, target, (
+                f"TooManyRedirects: more than {self._max_redirects} redirects"
+            )
+        error = None if status < 400 else self._status_error(status, head)
+        return status, head, rbody, nbytes, truncated, origin, target, error
+
+    # -- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def _status_error(status: int, head: bytes) -> str:
+        line = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        reason = line[2].decode("latin-1") if len(line) == 3 else ""
+        return f"HTTPError: {status} {reason}".rstrip()
+
+    def _resolve(self, path: str) -> tuple[Origin, str]:
+        """(Origin, target) for an absolute URL or a path relative to the base URL."""
+        low = path[:8].lower()
+        if not (low.startswith("http://") or low.startswith("https://")):
+            if not self._has_base:
+                raise ValueError(f"{path!r} is not an absolute URL and the session has no base URL")
+            return self._origin, path if path[:1] == "/" else f"{self._base_path}/{path}"
+        parts = urlsplit(path)
+        netloc = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+        origin = self._origins.get(netloc)
+        if origin is None:
+            o = Origin(parts.scheme, parts.hostname or "", parts.port)
+            origin = self._origin if o.key == self._origin.key else o
+            if len(self._origins) < 64:
+                self._origins[netloc] = origin
+        target = parts.path or "/"
+        if parts.query:
+            target = f"{target}?{parts.query}"
+        return origin, target
+
+    @staticmethod
+    def _encode_data(data: Any) -> tuple[bytes, str | None]:
+        if isinstance(data, bytes):
+            return data, None
+        if isinstance(data, (bytearray, memoryview)):
+            return bytes(data), None
+        if isinstance(data, str):
+            return data.encode(), None
+        return urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
+
+    def _encode_head(
+        self,
+        method: str,
+        target: str,
+        origin: Origin,
+        headers: Mapping[str, Any] | None,
+        ctype: str | None,
+        key: Any,
+        final: bool = False,
+    ) -> bytes:
+        """Request line and header lines, cached under `key` (if hashable); `final` adds the
+        blank line that ends a request without body."""
+        if " " in target or "\r" in target or "\n" in target:
+            target = target.replace(" ", "%20").replace("\r", "%0D").replace("\n", "%0A")
+        fields: dict[str, tuple[str, str]] = {
+            "host": ("Host", origin.host_header),
+            "user-agent": ("User-Agent", self._user_agent),
+            "accept": ("Accept", "*/*"),
+        }
+        for src in (self.headers, headers):
+            if src:
+                for k, v in src.items():
+                    if v is None:
+                        fields.pop(k.lower(), None)
+                        continue
+                    v = str(v)
+                    _check_header(k, v)
+                    fields[k.lower()] = (k, v)
+        cookie = self.cookies.header(origin.host)
+        if cookie is not None:
+            old = fields.get("cookie")
+            fields["cookie"] = ("Cookie", f"{old[1]}; {cookie}" if old else cookie)
+        if ctype is not None and "content-type" not in fields:
+            fields["content-type"] = ("Content-Type", ctype)
+        if not self._keep_alive:
+            fields["connection"] = ("Connection", "close")
+        lines = [f"{method} {target} HTTP/1.1"]
+        lines.extend(f"{k}: {v}" for k, v in fields.values())
+        lines.append("")
+        if final:
+            lines.append("")
+        pre = "\r\n".join(lines).encode("latin-1", errors="strict")
+        if key is not None:
+            heads = self._heads
+            if len(heads) >= _HEAD_CACHE_MAX:
+                heads.clear()
+            heads[key] = pre
+        return pre
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Close this user's pooled connections (shared pools stay open)."""
+        self.closed = True
+        if self._owns_pool:
+            self._pool.close()
+
+    def __enter__(self) -> HttpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<HttpSession {self.base_url}>"
