@@ -7,6 +7,7 @@ Every frame is a msgpack map ``{"type": NAME, ...fields}``. ``decode`` never rai
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -18,6 +19,15 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 class ProtocolError(ValueError):
     """A frame that is not a valid message."""
+
+
+class VersionMismatch(ProtocolError):
+    """A ``hello`` (or ``welcome``) from a peer that speaks another protocol version."""
+
+    def __init__(self, version: Any, message_type: str) -> None:
+        super().__init__(f"{message_type} with protocol version {version!r}, expected {PROTOCOL_VERSION}")
+        self.version = version
+        self.message_type = message_type
 
 
 @dataclass
@@ -36,6 +46,7 @@ class Hello(Message):
     processes: int = 1
     has_script: bool = False
     loadgen_version: str = ""
+    session: str = ""  # new each time the worker (re)introduces itself with no test running
 
 
 @dataclass
@@ -45,6 +56,7 @@ class Heartbeat(Message):
     users: int = 0
     cpu_percent: float = 0.0
     rss_mb: float = 0.0
+    test_id: str = ""
 
 
 @dataclass
@@ -142,6 +154,7 @@ class Quit(Message):
 class MasterHeartbeat(Message):
     type: ClassVar[str] = "mheartbeat"
     test_id: str = ""
+    master_id: str = ""  # a worker that sees another master's id re-introduces itself
 
 
 MESSAGES: dict[str, type[Message]] = {
@@ -177,7 +190,9 @@ def decode(frame: bytes) -> Message:
     name = data.pop("type", None)
     cls = MESSAGES.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ProtocolError(f"unknown message type {name!r}")
+        raise ProtocolError(f"unknown message type {name!r}"[:200])
+    if name in ("hello", "welcome") and "version" in data and data["version"] != PROTOCOL_VERSION:
+        raise VersionMismatch(data["version"] if isinstance(data["version"], (int, str)) else "?", name)
     fields = _FIELDS[name]
     missing = _REQUIRED[name] - data.keys()
     if missing:
@@ -188,7 +203,8 @@ def decode(frame: bytes) -> Message:
         if spec is None:
             continue  # newer peers may add fields
         expected = _TYPES.get(_annotation(spec))
-        if expected is not None and not isinstance(value, expected):
+        if expected is not None and (type(value) not in expected
+                                     or (type(value) is float and not math.isfinite(value))):
             raise ProtocolError(f"{name}.{key}: wrong type {type(value).__name__}")
         values[key] = value
     return cls(**values)
@@ -196,3 +212,73 @@ def decode(frame: bytes) -> Message:
 
 def _annotation(spec: dataclasses.Field) -> type | None:
     return {"int": int, "float": float, "str": str, "bool": bool, "dict": dict}.get(str(spec.type))
+
+
+# ---- a worker's delta, checked before the master merges it ------------------------------------------------
+_MAX_BUCKET = 2239  # histogram.bucket_of(histogram.MAX_VALUE)
+_MAX_ROWS = 10_000
+_INT = {int}
+_NUMBER = {int, float}
+
+
+def check_delta(delta: dict) -> None:
+    """Raise ``ProtocolError`` unless ``delta`` is a well-formed ``StatsDelta.to_dict()``.
+
+    The master merges deltas into the report: anything that could raise there (or blow memory up, such
+    as a huge histogram bucket index) must be refused here, where the frame can be dropped and counted.
+    """
+    try:
+        entries, errors, counters = delta["e"], delta["x"], delta["k"]
+        if type(entries) is not list or type(errors) is not list or type(counters) is not dict:
+            raise ProtocolError("stats: e/x/k of the wrong type")
+        if len(entries) > _MAX_ROWS or len(errors) > _MAX_ROWS or len(counters) > 100:
+            raise ProtocolError("stats: too many rows")
+        for key in ("u", "d", "p"):
+            _count(delta[key], key)
+        for key in ("cpu", "rss", "t"):
+            value = delta[key]
+            if type(value) not in _NUMBER or not math.isfinite(value):
+                raise ProtocolError(f"stats: {key} is not a number")
+        for entry in entries:
+            if type(entry) is not dict or type(entry["m"]) is not str or type(entry["n"]) is not str:
+                raise ProtocolError("stats: bad entry")
+            for key in ("r", "f", "b"):
+                _count(entry[key], key)
+            _check_histogram(entry["h"])
+            if "s" in entry:
+                _check_histogram(entry["s"])
+        for row in errors:
+            if (type(row) is not list or len(row) != 4 or type(row[0]) is not str or type(row[1]) is not str
+                    or type(row[2]) is not str):
+                raise ProtocolError("stats: bad error row")
+            _count(row[3], "error count")
+        for key, value in counters.items():
+            if type(key) is not str:
+                raise ProtocolError("stats: bad counter name")
+            _count(value, key, signed=True)
+    except (KeyError, TypeError, IndexError):
+        raise ProtocolError("stats: malformed delta") from None
+
+
+def _count(value: Any, what: str, signed: bool = False) -> None:
+    if type(value) is not int or (value < 0 and not signed):
+        raise ProtocolError(f"stats: {what} is not a count")
+
+
+def _check_histogram(hist: Any) -> None:
+    if type(hist) is not dict:
+        raise ProtocolError("stats: bad histogram")
+    buckets, counts = hist["b"], hist["c"]
+    if type(buckets) is not list or type(counts) is not list or len(buckets) != len(counts):
+        raise ProtocolError("stats: bad histogram buckets")
+    for key in ("n", "s", "lo", "hi"):
+        _count(hist[key], "histogram " + key)
+    if buckets:
+        # bucket indexes feed shifts in the report: integers in range, strictly (C-speed passes: this runs for
+        # every endpoint of every worker every second); counts only need to add up (a float count is harmless)
+        if not set(map(type, buckets)) <= _INT or min(buckets) < 0 or max(buckets) > _MAX_BUCKET:
+            raise ProtocolError("stats: histogram bucket out of range")
+        if min(counts) < 0:
+            raise ProtocolError("stats: negative histogram count")
+    if sum(counts) != hist["n"] or hist["lo"] > hist["hi"]:
+        raise ProtocolError("stats: inconsistent histogram")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ import gevent
 import zmq
 import zmq.auth
 import zmq.green as gzmq
+from zmq.utils import z85
 
 from loadgen.errors import UsageError
 
@@ -56,7 +58,11 @@ class CurveKeys:
                 raise UsageError(f"--curve-allow {allow_dir!r} is not a directory of worker .key files")
             for name in sorted(os.listdir(allow_dir)):
                 if name.endswith(".key"):
-                    allowed.add(_load(os.path.join(allow_dir, name), "worker key")[0])
+                    # certificates hold Z85 text; ZAP hands the handler the raw 32-byte key
+                    allowed.add(z85.decode(_load(os.path.join(allow_dir, name), "worker key")[0]))
+            if not allowed:
+                raise UsageError(f"--curve-allow {allow_dir!r} holds no worker .key file: copy each worker's "
+                                 "public NAME.key there (made by 'loadgen keys generate')")
         return cls(public, secret, allowed=allowed)
 
     @classmethod
@@ -80,11 +86,15 @@ class CurveKeys:
 
 
 class ZapHandler:
-    """Answers ZAP requests: CURVE clients whose public key is allowed get in; others are refused."""
+    """Answers ZAP requests: CURVE clients whose public key is allowed get in; others are refused.
+
+    ``allowed`` holds raw 32-byte keys; an empty set lets any CURVE client in (encryption only).
+    """
 
     def __init__(self, context: Any, allowed: set[bytes]) -> None:
         self.allowed = allowed
         self.refused = 0
+        self._reported: set[tuple[bytes, bytes]] = set()
         self.socket = context.socket(gzmq.REP)
         self.socket.linger = 0
         self.socket.bind(ZAP_ENDPOINT)
@@ -96,15 +106,33 @@ class ZapHandler:
                 frames = self.socket.recv_multipart()
             except gzmq.ZMQError:
                 return
-            version, request_id = frames[0], frames[1]
-            mechanism = frames[5] if len(frames) > 5 else b""
-            key = frames[6] if len(frames) > 6 else b""
-            ok = mechanism == b"CURVE" and (not self.allowed or key in self.allowed)
-            if not ok:
-                self.refused += 1
-                log.warning("refused a worker whose CURVE key is not allowed")
-            status = (b"200", b"OK") if ok else (b"400", b"key not allowed")
-            self.socket.send_multipart([version, request_id, status[0], status[1], b"", b""])
+            try:
+                reply = self._answer(frames)
+            except Exception:  # noqa: BLE001 - never leave a ZAP request unanswered
+                log.exception("ZAP request failed")
+                reply = [frames[0] if frames else b"1.0", frames[1] if len(frames) > 1 else b"", b"500",
+                         b"internal error", b"", b""]
+            try:
+                self.socket.send_multipart(reply)
+            except gzmq.ZMQError:
+                return
+
+    def _answer(self, frames: list[bytes]) -> list[bytes]:
+        version, request_id = frames[0], frames[1]
+        address = frames[3] if len(frames) > 3 else b""
+        mechanism = frames[5] if len(frames) > 5 else b""
+        key = frames[6] if len(frames) > 6 else b""
+        ok = mechanism == b"CURVE" and (not self.allowed or key in self.allowed)
+        if ok:
+            return [version, request_id, b"200", b"OK", b"", b""]
+        self.refused += 1
+        if (address, key) not in self._reported and len(self._reported) < 1000:
+            self._reported.add((address, key))
+            shown = z85.encode(key).decode() if len(key) == 32 else "none"
+            message = (f"loadgen master: refused a worker from {address.decode(errors='replace') or '?'}: its CURVE "
+                       f"public key {shown} is not in --curve-allow")
+            print(message, file=sys.stderr, flush=True)
+        return [version, request_id, b"400", b"key not allowed", b"", b""]
 
     def close(self) -> None:
         self.greenlet.kill(block=False)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -15,12 +17,14 @@ from typing import Any
 import gevent
 import zmq.green as zmq
 from gevent.event import Event
+from zmq.utils.monitor import recv_monitor_message
 
 from loadgen import __version__
 from loadgen.environment import Environment
 from loadgen.errors import LoadgenError, UsageError
 from loadgen.options import TestOptions
 from loadgen.protocol import (
+    MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Bye,
     Heartbeat,
@@ -36,7 +40,9 @@ from loadgen.protocol import (
     Stats,
     Stop,
     Target,
+    VersionMismatch,
     Warning_,
+    Welcome,
     decode,
     encode,
 )
@@ -45,6 +51,7 @@ from loadgen.security import CurveKeys
 
 log = logging.getLogger("loadgen.worker")
 DEFAULT_PORT = 5557
+SCRIPT_DIR_PREFIX = "loadgen-script-"
 
 
 def parse_master_address(text: str) -> tuple[str, int]:
@@ -70,8 +77,35 @@ def _port(text: str, whole: str) -> int:
     return int(text)
 
 
+def _sweep_stale_script_dirs() -> None:
+    """Remove shipped-script folders left by worker processes that were killed (``loadgen-script-PID-*``
+    whose PID no longer exists)."""
+    folder = tempfile.gettempdir()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(SCRIPT_DIR_PREFIX):
+            continue
+        pid_text = name[len(SCRIPT_DIR_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+        except OSError:
+            pass  # alive (perhaps another user's)
+
+
 class Worker:
-    """Connects to a master, runs tests it is given, streams deltas every second."""
+    """Connects to a master, runs tests it is given, streams deltas every second.
+
+    A worker that hears nothing from its master for ``master_timeout`` stops its users and keeps
+    introducing itself, forever, until a master (the same one or a new one on the same address) welcomes
+    it. ``stay`` only decides what happens after a test ends cleanly: exit (default) or wait for the next.
+    """
 
     def __init__(self, master: str, script_path: str | None = None, heartbeat_interval: float = 1.0,
                  master_timeout: float = 10.0, stay: bool = False, keys: CurveKeys | None = None,
@@ -86,7 +120,11 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         self.context = zmq.Context()
         self.socket: Any = None
+        self._monitor: Any = None
         self.welcomed = False
+        self.ever_welcomed = False
+        self.master_id = ""
+        self.session = uuid.uuid4().hex[:12]
         self.last_master = time.monotonic()
         self.env: Environment | None = None
         self.test_id = ""
@@ -96,19 +134,33 @@ class Worker:
         self.exit_code = 0
         self._greenlets: list[gevent.Greenlet] = []
         self._stats_greenlet: gevent.Greenlet | None = None
+        self._handshake_failures = 0
+        self._signals = 0
 
     # ---- transport ---------------------------------------------------------------------------------------
     def _connect(self) -> None:
+        if self._monitor is not None:
+            try:
+                self.socket.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self._monitor.close(linger=0)
+            self._monitor = None
         if self.socket is not None:
             self.socket.close(linger=0)
         sock = self.context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.IMMEDIATE, 1)  # nothing queues for a master that is not there
         sock.setsockopt(zmq.SNDHWM, 1000)
         sock.setsockopt(zmq.RCVHWM, 1000)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         sock.setsockopt(zmq.IDENTITY, self.worker_id.encode())
         if self.keys is not None:
             self.keys.apply_client(sock)
+            self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                                                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                                    | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         sock.connect(self.endpoint)
         self.socket = sock
 
@@ -122,9 +174,14 @@ class Worker:
 
     # ---- main loop ---------------------------------------------------------------------------------------
     def run(self) -> int:
+        _sweep_stale_script_dirs()
         self._connect()
         print(f"loadgen worker {self.worker_id} connecting to {self.endpoint}", file=sys.stderr, flush=True)
         self._greenlets = [gevent.spawn(self._receive_loop), gevent.spawn(self._heartbeat_loop)]
+        if self.keys is not None:
+            self._greenlets.append(gevent.spawn(self._monitor_loop))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            gevent.signal_handler(signum, self._on_signal, signum)
         try:
             self._done.wait()
         finally:
@@ -135,32 +192,61 @@ class Worker:
         self.exit_code = code
         self._done.set()
 
+    def _on_signal(self, signum: int) -> None:
+        """First signal: stop users (honouring the stop timeout), flush, say bye, exit. Second: exit now."""
+        self._signals += 1
+        if self._signals > 1:
+            self.request_quit(130)
+            return
+        print(f"loadgen worker {self.worker_id}: {signal.Signals(signum).name}: stopping users, flushing",
+              file=sys.stderr, flush=True)
+        gevent.spawn(self._leave, None)
+
+    def _leave(self, timeout: float | None) -> None:
+        if self.env is not None:
+            self._end_test(timeout=self.env.options.stop_timeout if timeout is None else timeout, send_final=True)
+        self.send(Bye(reason="worker exiting"))
+        gevent.sleep(0.2)
+        self.request_quit(self.exit_code)
+
     def _hello(self) -> Hello:
         return Hello(version=PROTOCOL_VERSION, worker_id=self.worker_id, host=socket.gethostname(),
-                     pid=os.getpid(), has_script=self.script_path is not None, loadgen_version=__version__)
+                     pid=os.getpid(), has_script=self.script_path is not None, loadgen_version=__version__,
+                     session=self.session)
 
     def _heartbeat_loop(self) -> None:
         while not self._done.is_set():
             if not self.welcomed:
                 self.send(self._hello())
             else:
-                users = self.env.runner.user_count if self.env is not None else 0
-                cpu = self.env.monitor.cpu_percent if self.env is not None else 0.0
-                rss = self.env.monitor.rss_mb if self.env is not None else 0.0
-                self.send(Heartbeat(state=self.state, users=users, cpu_percent=cpu, rss_mb=rss))
-                if time.monotonic() - self.last_master > self.master_timeout:
-                    self._master_lost()
+                env = self.env
+                users = env.runner.user_count if env is not None else 0
+                cpu = env.monitor.cpu_percent if env is not None else 0.0
+                rss = env.monitor.rss_mb if env is not None else 0.0
+                self.send(Heartbeat(state=self.state, users=users, cpu_percent=cpu, rss_mb=rss,
+                                    test_id=self.test_id if env is not None else ""))
             gevent.sleep(self.heartbeat_interval)
 
-    def _master_lost(self) -> None:
-        print(f"loadgen worker {self.worker_id}: no word from the master for {self.master_timeout:g} s; "
-              "users stopped, reconnecting", file=sys.stderr, flush=True)
+    def _check_master(self) -> None:
+        if self.welcomed and time.monotonic() - self.last_master > self.master_timeout:
+            print(f"loadgen worker {self.worker_id}: no word from the master for {self.master_timeout:g} s; "
+                  "users stopped, reconnecting", file=sys.stderr, flush=True)
+            self._forget_master(reconnect=True)
+
+    def _forget_master(self, reconnect: bool) -> None:
+        """The master is gone (or another one answers): drop the test and introduce ourselves again."""
         self.welcomed = False
-        self._end_test(timeout=0.0, send_final=False)
-        self._connect()
+        self.master_id = ""
+        self.session = uuid.uuid4().hex[:12]
+        self._end_test(timeout=0.0, send_final=not reconnect)
+        if reconnect:
+            self._connect()
+            self.send(self._hello())
+        self.last_master = time.monotonic()  # else the heartbeat loop introduces us within a beat
 
     def _receive_loop(self) -> None:
         while not self._done.is_set():
+            self._check_master()
             sock = self.socket
             try:
                 if not sock.poll(200):
@@ -173,6 +259,10 @@ class Worker:
                 continue
             try:
                 message = decode(frame)
+            except VersionMismatch as exc:
+                self._refused(f"the master speaks protocol version {exc.version}, this worker "
+                              f"{PROTOCOL_VERSION}: install the same loadgen version on the master and every worker")
+                continue
             except ProtocolError as exc:
                 log.warning("dropped a malformed frame from the master: %s", exc)
                 continue
@@ -183,14 +273,44 @@ class Worker:
                 log.exception("error handling %s", message.type)
                 self.send(Warning_(kind="worker", message=f"{self.worker_id}: {type(exc).__name__}: {exc}"))
 
+    def _monitor_loop(self) -> None:
+        """CURVE: say clearly when the master refuses our key (or we have the wrong master key)."""
+        while not self._done.is_set():
+            monitor = self._monitor
+            if monitor is None:
+                gevent.sleep(0.2)
+                continue
+            try:
+                if not monitor.poll(200):
+                    continue
+                event = recv_monitor_message(monitor, flags=zmq.NOBLOCK)
+            except (zmq.ZMQError, ValueError):
+                gevent.sleep(0.2)
+                continue
+            kind = event["event"]
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._handshake_failures = 0
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self._refused("the master refused this worker's CURVE key: copy this worker's public .key file "
+                              "into the master's --curve-allow directory and restart the master")
+            else:
+                self._handshake_failures += 1
+                if self._handshake_failures >= 3 and not self.ever_welcomed:
+                    self._refused("the CURVE handshake with the master failed 3 times: check that "
+                                  "--curve-master-key is the master's public key and that the master uses CURVE")
+
+    def _refused(self, reason: str) -> None:
+        print(f"loadgen: error: {reason}", file=sys.stderr, flush=True)
+        self.request_quit(2)
+
     def _handle(self, message: Message) -> None:
-        if message.type == "welcome":
+        if isinstance(message, Welcome):
             if not self.welcomed:
                 print(f"loadgen worker {self.worker_id}: joined the master", file=sys.stderr, flush=True)
-            self.welcomed = True
+            self.welcomed = self.ever_welcomed = True
+            self.master_id = message.master_id
         elif isinstance(message, Reject):
-            print(f"loadgen: error: the master refused this worker: {message.reason}", file=sys.stderr, flush=True)
-            self.request_quit(2)
+            self._refused(f"the master refused this worker: {message.reason}")
         elif isinstance(message, Start):
             self._start(message)
         elif isinstance(message, Target):
@@ -200,13 +320,29 @@ class Worker:
             if self.env is not None and message.test_id == self.test_id:
                 self.env.runner.set_rate(message.rate, max(1, message.max_users), message.pre_allocate)
         elif isinstance(message, Stop):
-            if message.test_id == self.test_id:
-                gevent.spawn(self._stop, message.timeout)
+            if message.test_id != self.test_id:
+                return
+            if self.state == "stopping":  # a second Stop (a second Ctrl-C on the master): no more waiting
+                if message.timeout <= 0 and self.env is not None:
+                    force = getattr(self.env.runner, "force_stop", None)
+                    if force is not None:
+                        force()
+                return
+            self.state = "stopping"
+            gevent.spawn(self._stop, message.timeout)
         elif isinstance(message, Quit):
-            self._end_test(timeout=0.0, send_final=True)
-            self.request_quit(0)
+            if self.stay:
+                print(f"loadgen worker {self.worker_id}: the master exited ({message.reason}); waiting for the "
+                      "next one", file=sys.stderr, flush=True)
+                gevent.spawn(self._forget_master, False)
+            else:
+                gevent.spawn(self._leave, 0.0)
         elif isinstance(message, MasterHeartbeat):
-            if not self.welcomed:
+            if self.welcomed and message.master_id and self.master_id and message.master_id != self.master_id:
+                print(f"loadgen worker {self.worker_id}: a new master answers on {self.endpoint}; rejoining",
+                      file=sys.stderr, flush=True)
+                self._forget_master(reconnect=False)
+            elif not self.welcomed:
                 self.send(self._hello())
 
     # ---- a test ------------------------------------------------------------------------------------------
@@ -222,9 +358,12 @@ class Worker:
             plan = options.plan()
             for kind, text, key in self.env.preflight(plan):
                 self._warn(kind, text, key)
-        except LoadgenError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to load is the master's to report
             self.env = None
-            self.send(Started(test_id=message.test_id, ok=False, error=str(exc)))
+            self._clean_script()
+            error = str(exc) if isinstance(exc, LoadgenError) else f"{type(exc).__name__}: {exc}"
+            print(f"loadgen worker {self.worker_id}: cannot start the test: {error}", file=sys.stderr, flush=True)
+            self.send(Started(test_id=message.test_id, ok=False, error=error))
             return
         self.state = "running"
         self.env.recorder.flush()  # counters start from here
@@ -236,8 +375,10 @@ class Worker:
             return load_script(self.script_path, options.user_classes)
         if not message.script_files:
             raise UsageError("the master sent no script and this worker has none: start it with -f")
-        self._script_dir = tempfile.mkdtemp(prefix="loadgen-script-")
+        self._script_dir = tempfile.mkdtemp(prefix=f"{SCRIPT_DIR_PREFIX}{os.getpid()}-")
         for rel, content in message.script_files.items():
+            if not isinstance(rel, str) or not isinstance(content, bytes):
+                raise UsageError("the master sent a malformed script file list")
             rel_path = os.path.normpath(rel)
             if rel_path.startswith("..") or os.path.isabs(rel_path):
                 raise UsageError(f"the master sent a script file outside its folder: {rel!r}")
@@ -245,14 +386,35 @@ class Worker:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as handle:
                 handle.write(content)
-        return load_script(os.path.join(self._script_dir, message.script_name), options.user_classes,
+        name = os.path.normpath(message.script_name)
+        if name.startswith("..") or os.path.isabs(name):
+            raise UsageError(f"the master sent a script name outside its folder: {message.script_name!r}")
+        return load_script(os.path.join(self._script_dir, name), options.user_classes,
                            module_name=f"loadgen_shipped_{message.test_id[:8]}")
+
+    def _clean_script(self) -> None:
+        """Forget a shipped script: its folder, its sys.path entry and the modules imported from it (a worker
+        that stays may get another version of the same files next time)."""
+        folder = self._script_dir
+        if not folder:
+            return
+        self._script_dir = None
+        prefix = os.path.realpath(folder) + os.sep
+        sys.path[:] = [p for p in sys.path if not os.path.realpath(p).startswith(prefix)
+                       and os.path.realpath(p) + os.sep != prefix]
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if path and os.path.realpath(path).startswith(prefix):
+                del sys.modules[name]
+        shutil.rmtree(folder, ignore_errors=True)
 
     def _warn(self, kind: str, message: str, key: str) -> None:
         self.send(Warning_(kind=kind, message=message, key=key))
 
     def _stats_loop(self, env: Environment, test_id: str) -> None:
-        next_send = time.monotonic() + 1.0
+        # Every worker gets Start within milliseconds of the others: a random phase keeps a large fleet from
+        # sending its deltas in one burst each second (the master merges them as they come, one by one).
+        next_send = time.monotonic() + random.uniform(0.2, 1.0)
         while self.env is env:
             gevent.sleep(max(0.0, next_send - time.monotonic()))
             next_send += 1.0
@@ -273,25 +435,34 @@ class Worker:
     def _end_test(self, timeout: float, send_final: bool) -> None:
         env = self.env
         if env is None:
+            self.state = "idle"
             return
         self.state = "stopping"
-        env.stop(timeout)
-        self.env = None
         if self._stats_greenlet is not None:
             self._stats_greenlet.kill(block=False)
-        delta = env.flush()
-        env.close()
-        if send_final:
-            self.send(Stats(test_id=self.test_id, delta=delta.to_dict(), final=True))
-        self.state = "idle"
-        if self._script_dir:
-            shutil.rmtree(self._script_dir, ignore_errors=True)
-            self._script_dir = None
+            self._stats_greenlet = None
+        try:
+            env.stop(timeout)
+        finally:
+            if self.env is env:
+                self.env = None
+            delta = env.flush()
+            env.close()
+            if send_final:
+                self.send(Stats(test_id=self.test_id, delta=delta.to_dict(), final=True))
+            self.state = "idle"
+            self._clean_script()
 
     def _shutdown(self) -> None:
         self._end_test(timeout=0.0, send_final=True)
         gevent.sleep(0.1)
         for greenlet in self._greenlets:
             greenlet.kill(block=False)
+        if self._monitor is not None:
+            try:
+                self.socket.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self._monitor.close(linger=0)
         if self.socket is not None:
             self.socket.close(linger=200)

@@ -1,0 +1,311 @@
+"""How much a master spends on a large fleet, and how late a worker's numbers reach the live snapshot.
+
+Starts a real ``loadgen master`` (a subprocess, trivial script) and simulates N workers with raw DEALER
+sockets in this process, speaking the protocol: hello, started, a heartbeat a second, and a realistic
+one-second Stats delta a second (10 endpoints, ~300 non-empty histogram buckets each, a few errors).
+
+Delay: the master merges each delta when it arrives; once a second (the controller's tick) it closes the
+current second into a snapshot. Each delta for second k carries a known request count (9000 + k per worker),
+so the report's timeline tells how many deltas of second k made it into snapshot k. A delta sent L ms before
+a snapshot and found in it reached the snapshot within L ms.
+
+* ``--phases spread`` (default, what real workers do: each picks a random phase): worker i sends L_i before
+  the tick, L_i spread evenly from ``--min-lead`` (default 200 ms, the goal) to 980 ms. All on time ⇒ every
+  delta reached its snapshot within ``--min-lead``.
+* ``--phases burst`` (worst case: the whole fleet sends at once): every worker sends with the same lead,
+  cycling 500, 200, 100, 50, 20 ms; reported per lead.
+
+``snapshot_lag_ms``: how long after its nominal time each snapshot was taken. CPU: the master process's
+user+system time over the steady part of the run, as % of one core. ``BENCH_DETAIL=1`` prints each second;
+``BENCH_PROFILE=out.prof`` runs the master under cProfile.
+
+    python bench/master_load.py --workers 200 --seconds 20 [--phases burst]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+
+import msgpack
+import psutil
+import zmq
+
+PROTOCOL_VERSION = 1  # loadgen.protocol.PROTOCOL_VERSION (kept literal: this bench speaks the wire format)
+LEADS = (0.5, 0.2, 0.1, 0.05, 0.02)
+BASE_REQUESTS = 9000  # per worker per second; + k in second k
+SCRIPT = """\
+from loadgen import User, constant, task
+
+
+class Idle(User):
+    wait_time = constant(1)
+
+    @task
+    def nothing(self):
+        pass
+"""
+
+
+def packb(data: dict) -> bytes:
+    return msgpack.packb(data, use_bin_type=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def histogram(rng: random.Random, buckets: int, total: int) -> dict:
+    """~``buckets`` non-empty log-linear buckets (latencies from ~1 ms to ~2 s) holding ``total`` values."""
+    indexes = sorted(rng.sample(range(700, 1400), buckets))
+    counts = [1] * buckets
+    for _ in range(total - buckets):
+        counts[min(int(rng.expovariate(1 / (buckets / 5))), buckets - 1)] += 1
+    return {"b": indexes, "c": counts, "n": total, "s": total * 15_000, "lo": 1000, "hi": 2_000_000}
+
+
+class Template:
+    """One worker's delta; ``for_second(k)`` adds k requests to endpoint 0 (the marker)."""
+
+    def __init__(self, rng: random.Random, endpoints: int, buckets: int) -> None:
+        per_endpoint = BASE_REQUESTS // endpoints
+        self.entries = []
+        for i in range(endpoints):
+            hist = histogram(rng, buckets, per_endpoint)
+            failures = 3 if i == endpoints - 1 else 0
+            self.entries.append({"m": "GET", "n": f"/api/resource-{i}", "r": per_endpoint, "f": failures,
+                                 "b": per_endpoint * 512, "h": hist})
+        self.errors = [["GET", f"/api/resource-{endpoints - 1}", "HTTP 503 Service Unavailable", 3]]
+
+    def for_second(self, k: int) -> dict:
+        first = dict(self.entries[0])
+        hist = dict(first["h"])
+        hist["c"] = list(hist["c"])
+        hist["c"][0] += k
+        hist["n"] += k
+        first["h"] = hist
+        first["r"] += k
+        return {"e": [first, *self.entries[1:]], "x": self.errors,
+                "k": {"opened": 0, "requests": BASE_REQUESTS + k}, "u": 1, "d": 0, "p": 0, "cpu": 35.0,
+                "rss": 60.0, "t": time.time()}
+
+
+class SimWorker:
+    def __init__(self, context: zmq.Context, port: int, index: int, template: Template) -> None:
+        self.id = f"sim-{index:04d}"
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.IDENTITY, self.id.encode())
+        self.socket.setsockopt(zmq.SNDHWM, 100_000)
+        self.socket.connect(f"tcp://127.0.0.1:{port}")
+        self.template = template
+        self.test_id = ""
+        self.welcomed = False
+        self.target_at: float | None = None
+        self.stopped = False
+
+    def send(self, data: dict) -> None:
+        self.socket.send(packb(data))
+
+    def hello(self) -> None:
+        self.send({"type": "hello", "version": PROTOCOL_VERSION, "worker_id": self.id, "host": "sim",
+                   "pid": os.getpid(), "session": self.id})
+
+    def handle(self, frame: bytes) -> None:
+        message = msgpack.unpackb(frame, raw=False)
+        kind = message.get("type")
+        if kind == "welcome":
+            self.welcomed = True
+        elif kind == "start":
+            self.test_id = message["test_id"]
+            self.send({"type": "started", "test_id": self.test_id})
+        elif kind == "target" and self.target_at is None and sum(message["counts"].values()) > 0:
+            self.target_at = time.monotonic()
+        elif kind == "stop":
+            self.send({"type": "stats", "test_id": self.test_id, "final": True,
+                       "delta": {"e": [], "x": [], "k": {}, "u": 0, "d": 0, "p": 0, "cpu": 0.0, "rss": 0.0,
+                                 "t": time.time()}})
+            self.send({"type": "bye", "reason": "test finished"})
+            self.stopped = True
+
+
+def schedule(t0: float, workers: int, seconds: int, phases: str,
+             min_lead: float) -> list[tuple[float, int, int, float]]:
+    """(send time, second, worker, lead) for every delta, latest first (popped from the end)."""
+    events = []
+    for k in range(1, seconds + 1):
+        for i in range(workers):
+            if phases == "burst":
+                lead = LEADS[(k - 1) % len(LEADS)]
+            else:
+                lead = min_lead + (0.98 - min_lead) * i / max(1, workers - 1)
+            events.append((t0 + k - lead, k, i, lead))
+    events.sort(reverse=True)
+    return events
+
+
+def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, min_lead: float) -> dict:
+    folder = tempfile.mkdtemp(prefix="loadgen-bench-")
+    script = os.path.join(folder, "idle.py")
+    with open(script, "w") as handle:
+        handle.write(SCRIPT)
+    port = free_port()
+    report_path = os.path.join(folder, "report.json")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+    argv = [sys.executable, *profile, "-m", "loadgen", "master", "-f", script, "-u", str(workers), "-r", "100000",
+            "-t", f"{seconds}s", "--expect-workers", str(workers), "--expect-workers-timeout", "60",
+            "--heartbeat-timeout", "10", "--bind", f"127.0.0.1:{port}", "--json", report_path, "-q"]
+    with open(os.path.join(folder, "master.err"), "wb") as err:
+        master = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=folder, env=env)
+    context = zmq.Context()
+    rng = random.Random(7)
+    templates = [Template(rng, endpoints, buckets) for _ in range(8)]
+    sims = [SimWorker(context, port, i, templates[i % len(templates)]) for i in range(workers)]
+    poller = zmq.Poller()
+    for sim in sims:
+        poller.register(sim.socket, zmq.POLLIN)
+    by_socket = {sim.socket: sim for sim in sims}
+    proc = psutil.Process(master.pid)
+    sends: dict[int, tuple[float, float, float]] = {}  # k → (lead, first send wall, last send wall)
+    cpu_window: list[tuple[float, float]] = []
+    t0: float | None = None
+    wall0 = 0.0
+    rss_mb = None
+    next_beat = time.monotonic()
+    events: list[tuple[float, int, int, float]] = []
+    payloads: dict[int, dict[int, dict]] = {}
+    deadline = time.monotonic() + seconds + 120
+    try:
+        while time.monotonic() < deadline and master.poll() is None:
+            now = time.monotonic()
+            if now >= next_beat:
+                next_beat = now + 1.0
+                for sim in sims:
+                    if not sim.welcomed:
+                        sim.hello()
+                    elif not sim.stopped:
+                        sim.send({"type": "heartbeat", "state": "running" if sim.test_id else "idle",
+                                  "users": 1, "cpu_percent": 35.0, "rss_mb": 60.0, "test_id": sim.test_id})
+            if t0 is None:
+                started = [s.target_at for s in sims if s.target_at is not None]
+                if len(started) == workers:
+                    t0 = min(started)
+                    wall0 = time.time() - (time.monotonic() - t0)
+                    events = schedule(t0, workers, seconds, phases, min_lead)
+            elif events and not any(s.stopped for s in sims):
+                while events and events[-1][0] <= now:
+                    _due, k, index, lead = events.pop()
+                    if k not in payloads:
+                        payloads[k] = {id(t): t.for_second(k) for t in templates}
+                        payloads.pop(k - 2, None)
+                    sim = sims[index]
+                    sent = time.time()
+                    sim.send({"type": "stats", "test_id": sim.test_id, "delta": payloads[k][id(sim.template)],
+                              "final": False})
+                    smallest, first, _last = sends.get(k, (lead, sent, sent))
+                    sends[k] = (min(smallest, lead), first, time.time())
+                    if index == 0 and k in (2, seconds - 1):
+                        times = proc.cpu_times()
+                        cpu_window.append((time.monotonic(), times.user + times.system))
+                        rss_mb = round(proc.memory_info().rss / 1e6, 1)
+            for socket_, _ in poller.poll(5):
+                while True:
+                    try:
+                        frame = socket_.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    by_socket[socket_].handle(frame)
+        code = master.wait(60)
+    finally:
+        if master.poll() is None:
+            master.kill()
+        context.destroy(linger=0)
+    try:
+        with open(report_path) as handle:
+            report = json.load(handle)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    result = summarise(report, sends, cpu_window, wall0, workers, seconds, code)
+    result["phases"] = phases
+    result["master_rss_mb"] = rss_mb
+    return result
+
+
+def summarise(report: dict, sends: dict, cpu_window: list, wall0: float, workers: int, seconds: int,
+              code: int) -> dict:
+    started = datetime.fromisoformat(report["started_at"]).timestamp()
+    timeline = report["timeline"]
+    by_lead: dict[float, list[float]] = {}
+    lag: list[float] = []
+    late_previous = 0
+    on_time_ratio: dict[int, float] = {}
+    for k in sorted(sends):
+        if k - 1 >= len(timeline):
+            break
+        point = timeline[k - 1]
+        marker = BASE_REQUESTS + k
+        previous = late_previous * (BASE_REQUESTS + k - 1)
+        on_time = round((point["requests"] - previous) / marker)
+        on_time = max(0, min(workers, on_time))
+        late_previous = workers - on_time
+        on_time_ratio[k] = on_time / workers
+        lead, _first, last = sends[k]
+        tick_wall = started + point["t"]
+        lag.append((tick_wall - (wall0 + k)) * 1000)
+        by_lead.setdefault(lead, []).append(on_time / workers)
+        if os.environ.get("BENCH_DETAIL"):
+            print(f"k={k} lead={lead} on_time={on_time} lag={lag[-1]:.0f}ms burst={1000 * (last - _first):.0f}ms "
+                  f"sent_at={1000 * (last - wall0 - k):.0f}ms", file=sys.stderr)
+    cpu = None
+    if len(cpu_window) == 2:
+        (t1, c1), (t2, c2) = cpu_window
+        cpu = round(100 * (c2 - c1) / (t2 - t1), 1)
+    all_on_time = [lead for lead, ratios in by_lead.items() if ratios and min(ratios) == 1.0]
+    total = report["totals"]["requests"]
+    expected = workers * sum(BASE_REQUESTS + k for k in sends)
+    return {
+        "workers": workers,
+        "seconds": seconds,
+        "master_exit": code,
+        "master_cpu_percent_of_one_core": cpu,
+        "delta_bytes": len(packb(Template(random.Random(1), 10, 300).for_second(1))),
+        "send_span_ms": round(max((last - first) * 1000 for _lead, first, last in sends.values()), 1),
+        "on_time_fraction": round(sum(on_time_ratio.values()) / max(1, len(on_time_ratio)), 4),
+        "on_time_by_lead_ms": {str(int(lead * 1000)): round(min(r), 3) for lead, r in sorted(by_lead.items())},
+        "smallest_lead_all_on_time_ms": int(min(all_on_time) * 1000) if all_on_time else None,
+        "snapshot_lag_ms": {"median": round(sorted(lag)[len(lag) // 2], 1), "max": round(max(lag), 1)} if lag else None,
+        "reported_requests": total,
+        "sent_requests": expected,
+        "all_requests_counted": total == expected,
+        "report_workers": len(report["workers"]),
+        "warnings": [w["kind"] for w in report["warnings"]],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--endpoints", type=int, default=10)
+    parser.add_argument("--buckets", type=int, default=300)
+    parser.add_argument("--phases", choices=("spread", "burst"), default="spread")
+    parser.add_argument("--min-lead", type=float, default=0.2, help="spread: the smallest lead, in seconds")
+    args = parser.parse_args()
+    result = run(args.workers, args.seconds, args.endpoints, args.buckets, args.phases, args.min_lead)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
