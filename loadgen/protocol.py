@@ -247,6 +247,8 @@ def check_delta(delta: dict) -> None:
             _check_histogram(entry["h"])
             if "s" in entry:
                 _check_histogram(entry["s"])
+        if "T" in delta:
+            _check_histogram(delta["T"])
         for row in errors:
             if (type(row) is not list or len(row) != 4 or type(row[0]) is not str or type(row[1]) is not str
                     or type(row[2]) is not str):

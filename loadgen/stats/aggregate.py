@@ -106,7 +106,10 @@ class Aggregate:
             total.merge(entry)
             window.requests += entry.requests
             window.failures += entry.failures
-            window.latency.merge(entry.latency)
+            if delta.total is None:
+                window.latency.merge(entry.latency)
+        if delta.total is not None:
+            window.latency.merge(delta.total)
         self.errors.merge(delta.errors)
         self._new_errors.merge(delta.errors)
         for key, value in delta.counters.items():

@@ -82,8 +82,12 @@ class Histogram:
         if other.count == 0:
             return
         counts = self.counts
-        for index, n in other.counts.items():
-            counts[index] = counts.get(index, 0) + n
+        if not counts:
+            counts.update(other.counts)
+        else:
+            get = counts.get
+            for index, n in other.counts.items():
+                counts[index] = get(index, 0) + n
         if self.count == 0:
             self.min, self.max = other.min, other.max
         else:

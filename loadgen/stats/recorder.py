@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from loadgen.stats.entry import Entry
 from loadgen.stats.errors import ErrorTable
+from loadgen.stats.histogram import Histogram
 
 MAX_ENDPOINTS = 1000
 OTHER_ENDPOINTS = "<other endpoints>"
@@ -16,7 +17,8 @@ EXCEPTION_METHOD = "EXCEPTION"
 class StatsDelta:
     """What one process measured since its previous flush: plain data, mergeable."""
 
-    __slots__ = ("entries", "errors", "counters", "users", "dropped", "missed", "cpu_percent", "rss_mb", "t")
+    __slots__ = ("entries", "errors", "counters", "users", "dropped", "missed", "cpu_percent", "rss_mb", "t",
+                 "total")
 
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str], Entry] = {}
@@ -28,6 +30,15 @@ class StatsDelta:
         self.cpu_percent = 0.0
         self.rss_mb = 0.0
         self.t = 0.0
+        self.total: Histogram | None = None  # every entry's latency merged, so a master merges one, not all
+
+    def seal(self) -> StatsDelta:
+        """Compute ``total`` (once, on the sending side)."""
+        total = Histogram()
+        for entry in self.entries.values():
+            total.merge(entry.latency)
+        self.total = total
+        return self
 
     @property
     def requests(self) -> int:
@@ -48,6 +59,7 @@ class StatsDelta:
             "cpu": self.cpu_percent,
             "rss": self.rss_mb,
             "t": self.t,
+            **({"T": self.total.to_dict()} if self.total is not None else {}),
         }
 
     @classmethod
@@ -64,6 +76,8 @@ class StatsDelta:
         delta.cpu_percent = data["cpu"]
         delta.rss_mb = data["rss"]
         delta.t = data["t"]
+        if "T" in data:
+            delta.total = Histogram.from_dict(data["T"])
         return delta
 
 
@@ -136,4 +150,4 @@ class Recorder:
             self._last_counters = now
         self._delta = StatsDelta()
         self._entries = self._delta.entries
-        return delta
+        return delta.seal()
