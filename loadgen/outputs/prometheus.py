@@ -45,7 +45,7 @@ class BucketMap:
 
     def cumulative(self, hist: Histogram) -> list[tuple[str, float]]:
         counts = [0] * (len(self.bounds_us) + 1)
-        for index, n in hist.counts.items():
+        for index, n in hist.items():
             counts[self.position(index)] += n
         out: list[tuple[str, float]] = []
         running = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from loadgen.stats.histogram import Histogram
+from loadgen.stats.histogram import Histogram, SparseHistogram
 
 
 class Entry:
@@ -31,6 +31,12 @@ class Entry:
                 self.service = Histogram()
             self.service.merge(other.service)
 
+    def dense_copy(self) -> Entry:
+        """An entry of our own (dense histograms) with this one's numbers."""
+        entry = Entry(self.method, self.name, with_service=self.service is not None)
+        entry.merge(self)
+        return entry
+
     def to_dict(self) -> dict:
         data = {
             "m": self.method,
@@ -45,12 +51,15 @@ class Entry:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> Entry:
-        entry = cls(data["m"], data["n"])
+    def from_dict(cls, data: Mapping, sparse: bool = False) -> Entry:
+        """Rebuild an entry; ``sparse`` keeps received histograms in wire form, cheap to merge once."""
+        make = SparseHistogram if sparse else Histogram.from_dict
+        entry = cls.__new__(cls)
+        entry.method = data["m"]
+        entry.name = data["n"]
         entry.requests = data["r"]
         entry.failures = data["f"]
         entry.bytes = data["b"]
-        entry.latency = Histogram.from_dict(data["h"])
-        if "s" in data:
-            entry.service = Histogram.from_dict(data["s"])
+        entry.latency = make(data["h"])
+        entry.service = make(data["s"]) if "s" in data else None
         return entry

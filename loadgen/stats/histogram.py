@@ -7,7 +7,7 @@ width is at most 1/64 of its lower bound and its midpoint is within 0.8% of any 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 SUB_BITS = 7
 _LINEAR_LIMIT = 1 << SUB_BITS  # values below this are exact
@@ -41,13 +41,20 @@ def bucket_value(index: int) -> int:
     return (low + high) // 2
 
 
+BUCKETS = bucket_of(MAX_VALUE) + 1
+
+
 class Histogram:
-    """Sparse bucket counts plus exact count, sum, min and max."""
+    """Dense bucket counts (a fixed list) plus exact count, sum, min and max.
+
+    A list beats a dict on both hot paths: ``add`` is one index increment, and merging a worker's
+    sparse wire form is one indexed add per non-empty bucket.
+    """
 
     __slots__ = ("counts", "count", "total", "min", "max")
 
     def __init__(self) -> None:
-        self.counts: dict[int, int] = {}
+        self.counts: list[int] = [0] * BUCKETS
         self.count = 0
         self.total = 0
         self.min = 0
@@ -62,8 +69,7 @@ class Histogram:
                 value = MAX_VALUE
             shift = value.bit_length() - SUB_BITS
             index = shift * _HALF + (value >> shift)
-        counts = self.counts
-        counts[index] = counts.get(index, 0) + 1
+        self.counts[index] += 1
         if self.count == 0:
             self.min = self.max = value
         elif value < self.min:
@@ -77,24 +83,43 @@ class Histogram:
         for value in values:
             self.add(value)
 
-    def merge(self, other: Histogram) -> None:
+    def merge(self, other: Histogram | SparseHistogram) -> None:
         """Add ``other``'s counts to this histogram."""
         if other.count == 0:
             return
-        counts = self.counts
-        if not counts:
-            counts.update(other.counts)
-        else:
-            get = counts.get
-            for index, n in other.counts.items():
-                counts[index] = get(index, 0) + n
+        if type(other) is SparseHistogram:
+            self.merge_sparse(other.buckets, other.bucket_counts, other.count, other.total, other.min, other.max)
+            return
         if self.count == 0:
-            self.min, self.max = other.min, other.max
+            self.counts = other.counts[:]
         else:
-            self.min = min(self.min, other.min)
-            self.max = max(self.max, other.max)
-        self.count += other.count
-        self.total += other.total
+            self.counts = [a + b for a, b in zip(self.counts, other.counts)]
+        self._merge_summary(other.count, other.total, other.min, other.max)
+
+    def merge_sparse(self, buckets: list[int], counts: list[int], count: int, total: int, low: int,
+                     high: int) -> None:
+        """Add a histogram given in its wire form (see ``to_dict``) without building it."""
+        if count == 0:
+            return
+        mine = self.counts
+        for index, n in zip(buckets, counts):
+            mine[index] += n
+        self._merge_summary(count, total, low, high)
+
+    def _merge_summary(self, count: int, total: int, low: int, high: int) -> None:
+        if self.count == 0:
+            self.min, self.max = low, high
+        else:
+            if low < self.min:
+                self.min = low
+            if high > self.max:
+                self.max = high
+        self.count += count
+        self.total += total
+
+    def items(self) -> Iterator[tuple[int, int]]:
+        """Non-empty buckets as ``(index, count)``, in order."""
+        return ((index, n) for index, n in enumerate(self.counts) if n)
 
     @property
     def mean(self) -> float:
@@ -107,31 +132,39 @@ class Histogram:
         return self.percentiles((q,))[0]
 
     def percentiles(self, qs: Iterable[float]) -> list[int]:
-        """Values at several quantiles in one pass over the sorted buckets."""
-        if self.count == 0:
-            return [0 for _ in qs]
+        """Values at several quantiles in one pass over the buckets."""
         qs_list = list(qs)
+        if self.count == 0:
+            return [0 for _ in qs_list]
         wanted = sorted((max(1, _rank(q, self.count)), i) for i, q in enumerate(qs_list))
         result = [0] * len(wanted)
         seen = 0
         pos = 0
-        for index in sorted(self.counts):
-            seen += self.counts[index]
+        for index, n in enumerate(self.counts):
+            if not n:
+                continue
+            seen += n
             while pos < len(wanted) and wanted[pos][0] <= seen:
-                value = bucket_value(index) if 0.0 < qs_list[wanted[pos][1]] < 1.0 else (
-                    self.min if qs_list[wanted[pos][1]] <= 0.0 else self.max)
-                result[wanted[pos][1]] = min(max(value, self.min), self.max)
+                q = qs_list[wanted[pos][1]]
+                if q <= 0.0:
+                    value = self.min
+                elif q >= 1.0:
+                    value = self.max
+                else:
+                    value = min(max(bucket_value(index), self.min), self.max)
+                result[wanted[pos][1]] = value
                 pos += 1
             if pos == len(wanted):
                 break
         return result
 
     def to_dict(self) -> dict:
-        """Plain data for msgpack: sparse counts as two parallel lists."""
-        keys = list(self.counts)
+        """Plain data for msgpack: the non-empty buckets as two parallel lists."""
+        counts = self.counts
+        keys = [index for index, n in enumerate(counts) if n]
         return {
             "b": keys,
-            "c": [self.counts[k] for k in keys],
+            "c": [counts[k] for k in keys],
             "n": self.count,
             "s": self.total,
             "lo": self.min,
@@ -141,11 +174,7 @@ class Histogram:
     @classmethod
     def from_dict(cls, data: Mapping) -> Histogram:
         hist = cls()
-        hist.counts = dict(zip(data["b"], data["c"]))
-        hist.count = data["n"]
-        hist.total = data["s"]
-        hist.min = data["lo"]
-        hist.max = data["hi"]
+        hist.merge_sparse(data["b"], data["c"], data["n"], data["s"], data["lo"], data["hi"])
         return hist
 
     def copy(self) -> Histogram:
@@ -155,6 +184,31 @@ class Histogram:
 
     def __len__(self) -> int:
         return self.count
+
+
+class SparseHistogram:
+    """A received histogram kept in its wire form: merging it costs one add per non-empty bucket."""
+
+    __slots__ = ("buckets", "bucket_counts", "count", "total", "min", "max")
+
+    def __init__(self, data: Mapping) -> None:
+        self.buckets: list[int] = data["b"]
+        self.bucket_counts: list[int] = data["c"]
+        self.count: int = data["n"]
+        self.total: int = data["s"]
+        self.min: int = data["lo"]
+        self.max: int = data["hi"]
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def to_dict(self) -> dict:
+        return {"b": self.buckets, "c": self.bucket_counts, "n": self.count, "s": self.total, "lo": self.min,
+                "hi": self.max}
+
+    def dense(self) -> Histogram:
+        return Histogram.from_dict(self.to_dict())
 
 
 def _rank(q: float, count: int) -> int:

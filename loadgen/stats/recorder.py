@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from loadgen.stats.entry import Entry
 from loadgen.stats.errors import ErrorTable
-from loadgen.stats.histogram import Histogram
+from loadgen.stats.histogram import Histogram, SparseHistogram
 
 MAX_ENDPOINTS = 1000
 OTHER_ENDPOINTS = "<other endpoints>"
@@ -30,7 +30,7 @@ class StatsDelta:
         self.cpu_percent = 0.0
         self.rss_mb = 0.0
         self.t = 0.0
-        self.total: Histogram | None = None  # every entry's latency merged, so a master merges one, not all
+        self.total: Histogram | SparseHistogram | None = None  # every entry's latency merged, so a master merges one, not all
 
     def seal(self) -> StatsDelta:
         """Compute ``total`` (once, on the sending side)."""
@@ -66,7 +66,7 @@ class StatsDelta:
     def from_dict(cls, data: Mapping) -> StatsDelta:
         delta = cls()
         for raw in data["e"]:
-            entry = Entry.from_dict(raw)
+            entry = Entry.from_dict(raw, sparse=True)
             delta.entries[(entry.method, entry.name)] = entry
         delta.errors = ErrorTable.from_list(data["x"])
         delta.counters = dict(data["k"])
@@ -77,7 +77,7 @@ class StatsDelta:
         delta.rss_mb = data["rss"]
         delta.t = data["t"]
         if "T" in data:
-            delta.total = Histogram.from_dict(data["T"])
+            delta.total = SparseHistogram(data["T"])
         return delta
 
 
