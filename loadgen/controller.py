@@ -57,8 +57,9 @@ class Controller:
     """One test from start to report."""
 
     def __init__(self, plan: TestPlan, fleet: Fleet, aggregate: Aggregate,
-                 on_snapshot: Callable[[dict], None] | None = None) -> None:
+                 on_snapshot: Callable[[dict], None] | None = None, options: dict | None = None) -> None:
         self.plan = plan
+        self.options = options or {}
         self.fleet = fleet
         self.aggregate = aggregate
         self.on_snapshot = on_snapshot
@@ -220,14 +221,11 @@ class Controller:
         self.fleet.set_users(users, spawn_rate)
 
     def report(self) -> dict:
-        report = self.aggregate.report(options=self.options_for_report())
+        report = self.aggregate.report(options=self.options)
         if self.plan.thresholds:
             report["thresholds"] = evaluate(self.plan.thresholds, report)
         report["stop_reason"] = self.stop_reason
         return report
-
-    def options_for_report(self) -> dict:
-        return getattr(self, "options", {})
 
     def exit_code(self, report: dict) -> int:
         if any(not t["pass"] for t in report.get("thresholds", [])):

@@ -7,10 +7,8 @@ from typing import Any
 
 from loadgen.controller import Controller
 from loadgen.environment import Environment
+from loadgen.launch import execute, prepare
 from loadgen.options import TestOptions
-from loadgen.outputs import ConsoleOutput, write_reports
-from loadgen.outputs.live import attach_outputs
-from loadgen.script import load_script
 from loadgen.stats.aggregate import Aggregate
 from loadgen.stats.recorder import StatsDelta
 
@@ -45,29 +43,17 @@ class LocalFleet:
 
 def run_local(options: TestOptions, console: Any = None) -> int:
     """Run a test in this process; write reports; return the exit code."""
-    options.validate()
-    plan = options.plan()
-    script = load_script(options.file or "", options.user_classes)
-    plan.shape = script.shape if not options.stages else None
+    plan, script = prepare(options)
     env = Environment(script.user_classes, options, open_model=plan.open_model)
     aggregate = Aggregate()
     aggregate.add_worker(LOCAL_ID, socket.gethostname())
     for kind, message, key in env.preflight(plan):
         aggregate.warn(kind, message, key=key)
-    console = console or ConsoleOutput(quiet=options.quiet)
-    controller = Controller(plan, LocalFleet(env), aggregate, on_snapshot=console.on_snapshot)
-    controller.options = options.for_report()  # type: ignore[attr-defined]
-    controller.install_signal_handlers()
-    outputs = attach_outputs(controller, options)
-    try:
+
+    def run(controller: Controller) -> dict:
         report = controller.run()
-    finally:
-        env.close()
-        outputs.close()
-    for row in report["workers"]:
-        row["state"] = "done"
-    write_reports(report, json_path=options.json_path, csv_prefix=options.csv_prefix,
-                  html_path=options.html_path, junit_path=options.junit_path)
-    outputs.on_report(report)
-    console.on_report(report)
-    return controller.exit_code(report)
+        for row in report["workers"]:
+            row["state"] = "done"
+        return report
+
+    return execute(options, plan, LocalFleet(env), aggregate, run, console=console, cleanup=env.close)

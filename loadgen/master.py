@@ -552,15 +552,9 @@ def run_master(options: TestOptions, bind: str, expect_workers: int, expect_time
                heartbeat_interval: float, heartbeat_timeout: float, keys: CurveKeys | None,
                console: Any = None) -> int:
     """The whole distributed test; returns the exit code."""
-    from loadgen.controller import Controller
-    from loadgen.outputs import ConsoleOutput, write_reports
-    from loadgen.outputs.live import attach_outputs
-    from loadgen.script import load_script
+    from loadgen.launch import execute, prepare
 
-    options.validate()
-    plan = options.plan()
-    script = load_script(options.file or "", options.user_classes)
-    plan.shape = script.shape if not options.stages else None
+    plan, script = prepare(options)
     if keys is None and not _is_loopback(bind):
         print(f"loadgen master: warning: listening on {bind} without encryption or authentication: anyone who "
               "reaches this port can join as a worker and read the script; use --curve-secret-key and "
@@ -570,24 +564,15 @@ def run_master(options: TestOptions, bind: str, expect_workers: int, expect_time
               "knows the master's public key may join", file=sys.stderr, flush=True)
     aggregate = Aggregate()
     master = Master(bind, options, script, aggregate, heartbeat_interval, heartbeat_timeout, keys)
-    console = console or ConsoleOutput(quiet=options.quiet)
-    controller = Controller(plan, master, aggregate, on_snapshot=console.on_snapshot)
-    controller.options = options.for_report()  # type: ignore[attr-defined]
-    controller.install_signal_handlers()
-    outputs = attach_outputs(controller, options)
-    try:
+
+    def run(controller: Any) -> dict:
         master.wait_for_workers(expect_workers, expect_timeout, stop=controller.stop_requested)
         master.start_test(plan)
         report = controller.run()
         master.quit_workers()  # a worker started with --stay stays connected and waits for the next master
-    finally:
-        master.close()
-        outputs.close()
-    write_reports(report, json_path=options.json_path, csv_prefix=options.csv_prefix, html_path=options.html_path,
-                  junit_path=options.junit_path)
-    outputs.on_report(report)
-    console.on_report(report)
-    return controller.exit_code(report)
+        return report
+
+    return execute(options, plan, master, aggregate, run, console=console, cleanup=master.close)
 
 
 def _printable(identity: bytes) -> str:
