@@ -175,7 +175,7 @@ def test_dashboard_draws_live_charts_in_chromium(tmp_path: Path) -> None:
     binary = chromium()
     proc_target, url = start_target()
     web_port = free_port()
-    proc = popen(loadgen_cmd(write_script(tmp_path), url, "-u", "2", "-r", "50", "-t", "9s",
+    proc = popen(loadgen_cmd(write_script(tmp_path), url, "-u", "2", "-r", "50", "-t", "12s",
                              "--web", f"127.0.0.1:{web_port}"))
     shot = tmp_path / "dashboard.png"
     try:
@@ -184,11 +184,14 @@ def test_dashboard_draws_live_charts_in_chromium(tmp_path: Path) -> None:
         page = f"http://127.0.0.1:{web_port}/"
         with tempfile.TemporaryDirectory() as p1, tempfile.TemporaryDirectory() as p2:
             # the page keeps its event stream open, so Chromium returns when the test ends (report event)
-            dump = subprocess.Popen(browser_cmd(binary, p1, "--virtual-time-budget=3000", "--dump-dom", page),
+            # --timeout caps a page load that never settles (a slow first start of Chromium on a fresh machine)
+            dump = subprocess.Popen(browser_cmd(binary, p1, "--virtual-time-budget=3000", "--timeout=30000",
+                                                "--dump-dom", page),
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            subprocess.run(browser_cmd(binary, p2, "--virtual-time-budget=3000", f"--screenshot={shot}", page),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=True)
-            dom = dump.communicate(timeout=60)[0].decode()
+            subprocess.run(browser_cmd(binary, p2, "--virtual-time-budget=3000", "--timeout=30000",
+                                       f"--screenshot={shot}", page),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=90, check=True)
+            dom = dump.communicate(timeout=90)[0].decode()
         code = proc.wait(15)
     finally:
         stop_process(proc)
