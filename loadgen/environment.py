@@ -62,10 +62,11 @@ class Environment:
         planned = plan.max_users if plan.open_model else plan.users
         if plan.stages and not plan.open_model:
             planned = max([planned, *(round(stage.target) for stage in plan.stages)])
-        if planned + 64 > soft:
+        sockets = self._planned_connections(planned)
+        if sockets + 64 > soft:
             warnings.append((
                 "limits",
-                f"{planned} users need about {planned} sockets but this process may open only {soft} files: "
+                f"{planned} users need about {sockets} sockets but this process may open only {soft} files: "
                 f"raise the limit (ulimit -n / LimitNOFILE) or spread users over more worker processes",
                 f"nofile:{self.worker_id}",
             ))
@@ -73,6 +74,14 @@ class Environment:
         warnings.extend(_patching_warnings(self.worker_id))
         self.blocking = BlockingMonitor.enable(getattr(self.options, "max_blocking", 0.5) or 0.0)
         return warnings
+
+    def _planned_connections(self, planned: int) -> int:
+        """Connections ``planned`` users hold: one each, or at most N per origin with ``--pool shared:N``."""
+        pool = self.options.pool or "user"
+        if pool.startswith("shared"):
+            _, _, size = pool.partition(":")
+            return min(planned, int(size) if size.isdigit() else 10)
+        return planned
 
     def _port_range_warnings(self, planned: int) -> list[tuple[str, str, str]]:
         """Each connection to one target address needs its own local port from the ephemeral range."""
@@ -82,11 +91,7 @@ class Environment:
         except (OSError, ValueError):
             return []
         ports = high - low + 1
-        pool = self.options.pool or "user"
-        connections = planned
-        if pool.startswith("shared"):
-            _, _, size = pool.partition(":")
-            connections = min(planned, int(size) if size.isdigit() else 10)
+        connections = self._planned_connections(planned)
         if connections <= ports * 0.8:
             return []
         return [(

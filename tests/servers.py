@@ -241,3 +241,21 @@ def start_nginx(tmpdir: str | os.PathLike[str]) -> tuple[subprocess.Popen[bytes]
         stop_process(proc)
         raise
     return proc, f"http://127.0.0.1:{http_port}", f"https://127.0.0.1:{https_port}", str(tmp / "access.log")
+
+
+def free_udp_tcp_port() -> int:
+    """A loopback port free for both UDP and TCP (a DNS server binds both), below the ephemeral range so
+    that no client connection takes it a moment later."""
+    import random
+
+    for _ in range(100):
+        port = random.randint(20000, 32000)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                tcp.bind(("127.0.0.1", port))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no loopback port free for both UDP and TCP")

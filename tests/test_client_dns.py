@@ -165,10 +165,9 @@ def test_parse_server() -> None:
 def dnsmasq(tmp_path: Path) -> Iterator[str]:
     if shutil.which("dnsmasq") is None:
         pytest.skip("dnsmasq not installed")
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    from servers import free_udp_tcp_port
+
+    port = free_udp_tcp_port()
     conf = tmp_path / "dnsmasq.conf"
     conf.write_text(
         f"port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\n"

@@ -1,8 +1,12 @@
 """DNS cache: TTL-bounded answers, negative caching, coalesced lookups, address spreading.
 
 The resolver is any callable `resolver(host, port) -> list of IP strings` (IPv4 and/or IPv6),
-raising `socket.gaierror` (or any OSError) on failure. The default goes through gevent's
-configured resolver; `dns_server="HOST:PORT"` queries that server through c-ares.
+raising `socket.gaierror` (or any OSError) on failure; one call is one counted lookup.
+
+The built-in resolvers (gevent's configured resolver, or `dns_server="HOST:PORT"` queried
+through c-ares) ask one address family per call, so `dns_lookups` counts DNS questions as a
+server sees them: A only (AAAA only when the name has no A records) unless `ipv6` prefers
+AAAA, in which case both are asked.
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ def literal_ip(host: str) -> str | None:
     return None
 
 
-def system_resolver(host: str, port: int) -> list[str]:
+def system_resolver(host: str, port: int, family: int = 0) -> list[str]:
     """Resolve through gevent's configured resolver (cooperative); IPs in resolver order."""
     from gevent import socket as gsocket
 
-    infos = gsocket.getaddrinfo(host, port, 0, _stdsocket.SOCK_STREAM)
+    infos = gsocket.getaddrinfo(host, port, family, _stdsocket.SOCK_STREAM)
     return _unique(info[4][0] for info in infos)
+
+
+system_resolver.by_family = True  # type: ignore[attr-defined]
 
 
 def parse_server(server: str) -> tuple[str, int]:
@@ -59,12 +66,14 @@ def server_resolver(server: str) -> Resolver:
     from gevent.resolver.ares import Resolver as AresResolver
 
     host, port = parse_server(server)
-    ares = AresResolver(servers=host, udp_port=port, tcp_port=port, use_environ=False)
+    # tries=2: one retry of an unanswered (or refused) question, not c-ares' default of 3 tries
+    ares = AresResolver(servers=host, udp_port=port, tcp_port=port, use_environ=False, tries=2)
 
-    def resolve(name: str, port_: int) -> list[str]:
-        infos = ares.getaddrinfo(name, port_, 0, _stdsocket.SOCK_STREAM)
+    def resolve(name: str, port_: int, family: int = 0) -> list[str]:
+        infos = ares.getaddrinfo(name, port_, family, _stdsocket.SOCK_STREAM)
         return _unique(info[4][0] for info in infos)
 
+    resolve.by_family = True  # type: ignore[attr-defined]
     return resolve
 
 
@@ -77,6 +86,16 @@ def _unique(addrs: object) -> list[str]:
 
 class _Entry:
     __slots__ = ("addrs", "error", "expires", "next")
+
+    def fail(self, host: str) -> OSError:
+        """A new `gaierror` per raise ("[Errno N] cannot resolve HOST: REASON"): re-raising one
+        stored instance would grow its traceback (keeping every frame it passed through alive)
+        with each failed connect."""
+        err = self.error
+        errno = getattr(err, "errno", None)
+        reason = (getattr(err, "strerror", None) or str(err)) if err is not None else "no address"
+        message = f"cannot resolve {host}: {reason}"
+        return _stdsocket.gaierror(errno, message) if errno is not None else _stdsocket.gaierror(message)
 
     def __init__(self, addrs: list[str], error: BaseException | None, expires: float) -> None:
         self.addrs = addrs
@@ -142,14 +161,14 @@ class DnsCache:
         if entry is not None and entry.expires > now:
             self.counters.dns_hits += 1
             if entry.error is not None:
-                raise entry.error
+                raise entry.fail(host)
             return entry
         waiting = self._inflight.get(key)
         if waiting is not None:  # someone is already asking: share the answer
             self.counters.dns_hits += 1
             entry = waiting.get()
             if entry.error is not None:
-                raise entry.error
+                raise entry.fail(host)
             return entry
         result = AsyncResult()
         self._inflight[key] = result
@@ -164,19 +183,52 @@ class DnsCache:
                 self._prune(now)
             self._entries[key] = entry
         if entry.error is not None:
-            raise entry.error
+            raise entry.fail(host)
         return entry
 
     def _query(self, host: str, port: int) -> _Entry:
-        self.counters.dns_lookups += 1
         try:
-            addrs = self._order(self.resolver(host, port))
+            if getattr(self.resolver, "by_family", False):
+                addrs = self._ask_families(host, port)
+            else:
+                self.counters.dns_lookups += 1
+                addrs = self._order(self.resolver(host, port))
             if not addrs:
                 raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
         except OSError as exc:  # gaierror, timeouts from the resolver
             self.counters.dns_failures += 1
+            exc.__traceback__ = None  # kept for negative_ttl: no frames with it
             return _Entry([], exc, self.clock() + self.negative_ttl)
         return _Entry(addrs, None, self.clock() + self.ttl)
+
+    def _ask_families(self, host: str, port: int) -> list[str]:
+        """One DNS question per family: the preferred one, then the other only when needed
+        (ipv6: both, AAAA first; else AAAA only if the name exists without A records)."""
+        resolve = self.resolver
+        first, second = (_stdsocket.AF_INET6, _stdsocket.AF_INET) if self.ipv6 else (_stdsocket.AF_INET,
+                                                                                       _stdsocket.AF_INET6)
+        self.counters.dns_lookups += 1
+        try:
+            addrs = resolve(host, port, first)  # type: ignore[call-arg]
+        except _stdsocket.gaierror as exc:
+            if exc.errno == _stdsocket.EAI_NONAME:  # NXDOMAIN: the name has no records of any type
+                raise
+            addrs = []
+            error: OSError | None = exc
+        else:
+            error = None
+            if not self.ipv6 and addrs:
+                return self._order(addrs)
+        self.counters.dns_lookups += 1
+        try:
+            more = resolve(host, port, second)  # type: ignore[call-arg]
+        except OSError:
+            if addrs:
+                return self._order(addrs)
+            if error is not None:
+                raise error from None
+            raise
+        return self._order(addrs + more)
 
     def _order(self, addrs: list[str]) -> list[str]:
         v4 = [a for a in addrs if not _is_ipv6(a)]

@@ -21,31 +21,39 @@ class PoolTimeout(TimeoutError):
 
 
 class UserPool:
-    """One user's keep-alive connections, at most `max_idle` kept per origin."""
+    """One user's keep-alive connections, at most `max_idle` kept per origin.
+
+    The idle connections are one flat list (most users talk to one origin and hold one
+    connection): no dict of lists per user.
+    """
 
     __slots__ = ("_idle", "_open", "max_idle", "idle_timeout")
 
     def __init__(self, opener: Opener, max_idle: int = 10, idle_timeout: float = 60.0) -> None:
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self._idle: list[Connection] = []
         self._open = opener
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout if idle_timeout > 0 else float("inf")  # 0 = never reap
 
     def acquire(self, origin: Origin, now: float, connect_timeout: float | None, read_timeout: float | None) -> Connection:
-        idle = self._idle.get(origin.key)
-        while idle:
-            conn = idle.pop()
-            if now - conn.last_used < self.idle_timeout and conn.sock is not None:
-                return conn
-            conn.close()
+        idle = self._idle
+        if idle:
+            key = origin.key
+            for i in range(len(idle) - 1, -1, -1):  # the most recently used first
+                conn = idle[i]
+                if conn.origin.key != key:
+                    continue
+                del idle[i]
+                if now - conn.last_used < self.idle_timeout and conn.sock is not None:
+                    return conn
+                conn.close()
         return self._open(origin, connect_timeout, read_timeout)
 
     def release(self, conn: Connection, keep: bool, now: float) -> None:
         if keep and conn.sock is not None:
-            idle = self._idle.get(conn.origin.key)
-            if idle is None:
-                idle = self._idle[conn.origin.key] = []
-            if len(idle) < self.max_idle:
+            idle = self._idle
+            key = conn.origin.key
+            if len(idle) < self.max_idle or sum(1 for c in idle if c.origin.key == key) < self.max_idle:
                 conn.last_used = now
                 idle.append(conn)
                 return
@@ -56,25 +64,26 @@ class UserPool:
 
     def reap(self, now: float) -> int:
         """Close connections idle for longer than `idle_timeout`; returns how many."""
-        n = 0
-        for idle in self._idle.values():
-            fresh = [c for c in idle if now - c.last_used < self.idle_timeout]
-            for c in idle:
-                if now - c.last_used >= self.idle_timeout:
-                    c.close()
-                    n += 1
-            idle[:] = fresh
-        return n
+        idle = self._idle
+        if not idle:
+            return 0
+        timeout = self.idle_timeout
+        stale = [c for c in idle if now - c.last_used >= timeout]
+        if not stale:
+            return 0
+        idle[:] = [c for c in idle if now - c.last_used < timeout]
+        for c in stale:
+            c.close()
+        return len(stale)
 
     def close(self) -> None:
-        for idle in self._idle.values():
-            for c in idle:
-                c.close()
-            idle.clear()
-        self._idle.clear()
+        idle = self._idle
+        self._idle = []
+        for c in idle:
+            c.close()
 
     def idle_count(self) -> int:
-        return sum(len(v) for v in self._idle.values())
+        return len(self._idle)
 
 
 class SharedPool:

@@ -7,7 +7,7 @@ Hot path: a cached pre-encoded request head, one pooled keep-alive connection, f
 from __future__ import annotations
 
 import json as _json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -26,7 +26,14 @@ _DEFAULT: Any = object()  # "use the settings' timeouts"
 _TRANSPORT_ERRORS = (OSError, ProtocolError, HTTPParseError)
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
-_HEAD_CACHE_MAX = 512
+_HEAD_CACHE_MAX = 512  # encoded heads cached per session with headers or cookies of its own
+_SHARED_HEAD_CACHE_MAX = 4096  # per (base origin, keep-alive) for all other sessions of a factory
+
+
+def _base_origin(base_url: str) -> tuple[Origin, str]:
+    """(Origin, base path without a lone "/") of a session's base URL ("" = none)."""
+    origin, path = _origin_of(base_url or "http://base-url.invalid")
+    return origin, "" if path == "/" else path
 
 
 def _origin_of(url: str) -> tuple[Origin, str]:
@@ -57,16 +64,16 @@ def _check_header(name: str, value: str) -> None:
 
 
 class _SessionHeaders(dict):  # type: ignore[type-arg]
-    """Default headers of a session; any change drops the session's cache of encoded heads."""
+    """Default headers of a session; any change runs `on_change` (the session drops its cached heads)."""
 
-    __slots__ = ("_cache",)
+    __slots__ = ("_on_change",)
 
-    def __init__(self, cache: dict[Any, bytes]) -> None:
+    def __init__(self, on_change: Callable[[], None]) -> None:
         super().__init__()
-        self._cache = cache
+        self._on_change = on_change
 
     def _changed(self) -> None:
-        self._cache.clear()
+        self._on_change()
 
     def __setitem__(self, k: str, v: str) -> None:
         super().__setitem__(k, v)
@@ -94,7 +101,18 @@ class _SessionHeaders(dict):  # type: ignore[type-arg]
 
 
 class HttpSession:
-    """An HTTP client bound to a base URL and a connection pool; one per user."""
+    """An HTTP client bound to a base URL and a connection pool; one per user.
+
+    Memory per session is kept small (thousands per process): slots, the base `Origin` and the
+    cache of encoded request heads are shared through the factory until the session gets headers
+    or cookies of its own, and `headers`/`cookies` exist only once used.
+    """
+
+    __slots__ = (
+        "factory", "recorder", "base_url", "_has_base", "_origin", "_base_path", "_keep_alive", "_pool",
+        "_owns_pool", "_heads", "_private", "_headers", "_cookies", "queued_us", "_ct", "_rt", "_max_body",
+        "_max_redirects", "_user_agent", "_origins", "closed", "__weakref__",
+    )
 
     def __init__(self, factory: ClientFactory, base_url: str, keep_alive: bool, pool: Any, owns_pool: bool) -> None:
         settings = factory.settings
@@ -103,22 +121,65 @@ class HttpSession:
         self.base_url = base_url.rstrip("/")
         # without a base URL every path must be absolute; the placeholder origin is never used
         self._has_base = bool(self.base_url)
-        self._origin, base_path = _origin_of(self.base_url or "http://base-url.invalid")
-        self._base_path = "" if base_path == "/" else base_path
+        base = getattr(factory, "base_origin", None)
+        self._origin, self._base_path = base(self.base_url) if base else _base_origin(self.base_url)
         self._keep_alive = keep_alive
         self._pool = pool
         self._owns_pool = owns_pool
-        self._heads: dict[Any, bytes] = {}
-        self.headers: dict[str, str] = _SessionHeaders(self._heads)
-        self.cookies = CookieJar(self._heads.clear)
+        self._private = False
+        self._heads: dict[Any, bytes] = self._shared_heads()
+        self._headers: _SessionHeaders | None = None
+        self._cookies: CookieJar | None = None
         self.queued_us = 0
         self._ct = settings.connect_timeout
         self._rt = settings.read_timeout
         self._max_body = settings.max_body
         self._max_redirects = settings.max_redirects
         self._user_agent = settings.user_agent
-        self._origins: dict[str, Origin] = {}
+        self._origins: dict[str, Origin] | None = None
         self.closed = False
+
+    def _shared_heads(self) -> dict[Any, bytes]:
+        """The factory's cache of heads for sessions without headers or cookies of their own."""
+        shared = getattr(self.factory, "shared_heads", None)
+        return shared(self._origin.key, self._keep_alive) if shared else {}
+
+    def _heads_changed(self) -> None:
+        """Headers or cookies changed: from now on this session encodes its own heads."""
+        if self._private:
+            self._heads.clear()
+        else:
+            self._private = True
+            self._heads = {}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Default headers sent with every request of this session."""
+        h = self._headers
+        if h is None:
+            h = self._headers = _SessionHeaders(self._heads_changed)
+        return h
+
+    @headers.setter
+    def headers(self, value: Mapping[str, str]) -> None:
+        h = _SessionHeaders(self._heads_changed)
+        dict.update(h, value)
+        self._headers = h
+        self._heads_changed()
+
+    @property
+    def cookies(self) -> CookieJar:
+        """Cookies received (and sent back) per host."""
+        c = self._cookies
+        if c is None:
+            c = self._cookies = CookieJar(self._heads_changed)
+        return c
+
+    @cookies.setter
+    def cookies(self, jar: CookieJar) -> None:
+        jar.on_change = self._heads_changed
+        self._cookies = jar
+        self._heads_changed()
 
     @property
     def keep_alive(self) -> bool:
@@ -128,7 +189,10 @@ class HttpSession:
     @keep_alive.setter
     def keep_alive(self, value: bool) -> None:
         self._keep_alive = bool(value)
-        self._heads.clear()
+        if self._private:
+            self._heads.clear()
+        else:
+            self._heads = self._shared_heads()
 
     # -- verbs (positional arguments as in requests) ------------------------------------
     def get(self, path: str, **kw: Any) -> Response:
@@ -266,7 +330,7 @@ class HttpSession:
             COUNTERS.bytes_received += nbytes
             pool.release(conn, keep and self._keep_alive, t0)
             if b"ookie:" in head or b"OOKIE:" in head:
-                self.cookies.extract(origin.host, head)
+                self.cookies.extract(origin.host, head)  # creates the jar on first Set-Cookie
             return status, head, body, nbytes, truncated
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -333,12 +397,15 @@ class HttpSession:
             return self._origin, path if path[:1] == "/" else f"{self._base_path}/{path}"
         parts = urlsplit(path)
         netloc = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
-        origin = self._origins.get(netloc)
+        origins = self._origins
+        if origins is None:
+            origins = self._origins = {}
+        origin = origins.get(netloc)
         if origin is None:
             o = Origin(parts.scheme, parts.hostname or "", parts.port)
             origin = self._origin if o.key == self._origin.key else o
-            if len(self._origins) < 64:
-                self._origins[netloc] = origin
+            if len(origins) < 64:
+                origins[netloc] = origin
         target = parts.path or "/"
         if parts.query:
             target = f"{target}?{parts.query}"
@@ -373,7 +440,7 @@ class HttpSession:
             "user-agent": ("User-Agent", self._user_agent),
             "accept": ("Accept", "*/*"),
         }
-        for src in (self.headers, headers):
+        for src in (self._headers, headers):
             if src:
                 for k, v in src.items():
                     if v is None:
@@ -382,7 +449,7 @@ class HttpSession:
                     v = str(v)
                     _check_header(k, v)
                     fields[k.lower()] = (k, v)
-        cookie = self.cookies.header(origin.host)
+        cookie = self._cookies.header(origin.host) if self._cookies is not None else None
         if cookie is not None:
             old = fields.get("cookie")
             fields["cookie"] = ("Cookie", f"{old[1]}; {cookie}" if old else cookie)
@@ -398,7 +465,7 @@ class HttpSession:
         pre = "\r\n".join(lines).encode("latin-1", errors="strict")
         if key is not None:
             heads = self._heads
-            if len(heads) >= _HEAD_CACHE_MAX:
+            if len(heads) >= (_HEAD_CACHE_MAX if self._private else _SHARED_HEAD_CACHE_MAX):
                 heads.clear()
             heads[key] = pre
         return pre
