@@ -86,7 +86,7 @@ class WebOutput:
         self.errors: dict[tuple[str, str, str], dict] = {}
         self.report_json: bytes | None = None
         self.clients: set[_Client] = set()
-        self._page: bytes | None = None
+        self._page: str | None = None
         host, port = parse_listen("--web", address, 8089)
         self.server = start_server("--web", address, host, port, self.app)
         self.url = server_url(self.server) + "/"
@@ -159,8 +159,11 @@ class WebOutput:
         if method in ("GET", "HEAD"):
             if path in ("/", "/index.html"):
                 if self._page is None:
-                    self._page = dashboard_html().encode("utf-8")
-                return ok, self._page, "text/html; charset=utf-8"
+                    self._page = dashboard_html()
+                # JSON inside <script>: no "<" at all, so no "</script>" or "<!--" can end it early
+                history = to_json(self._history()).decode("utf-8").replace("<", "\\u003c")
+                page = self._page.replace("/*@history@*/null", history, 1)
+                return ok, page.encode("utf-8"), "text/html; charset=utf-8"
             if path == "/api/stats":
                 return ok, self.latest_json, js
             if path == "/api/history":
