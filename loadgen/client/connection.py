@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import gevent
 from gevent import socket as gsocket
+from gevent.lock import BoundedSemaphore
 from geventhttpclient._parser import HTTPResponseParser
 
 from .counters import COUNTERS
@@ -30,6 +31,9 @@ RECV_SIZE = 65536
 MAX_HEAD = 65536
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
+
+MAX_CONCURRENT_HANDSHAKES = 256
+HANDSHAKES = BoundedSemaphore(MAX_CONCURRENT_HANDSHAKES)
 
 class ProtocolError(Exception):
     """The server's bytes are not a valid HTTP/1.x response."""
@@ -197,6 +201,14 @@ class Connection:
                 assert ssl_context is not None
                 tls_key = (origin.host, origin.port, origin.host)
                 cached = tls_cache.checkout(tls_key, connect_timeout) if tls_cache is not None else None
+                # a handshake holds ~50 KB of OpenSSL buffers: bound how many run at once, so a connect storm
+                # (thousands of users starting together) cannot pile them up while the CPU catches up
+                if not HANDSHAKES.acquire(timeout=connect_timeout):
+                    COUNTERS.closed += 1
+                    if tls_cache is not None:
+                        tls_cache.abandon(tls_key)
+                    raise ConnectTimeout(f"no TLS handshake slot within {connect_timeout} s: the generator is "
+                                         "saturated with handshakes")
                 try:
                     tsock = ssl_context.wrap_socket(sock, server_hostname=origin.host, session=cached)
                 except BaseException as exc:
@@ -208,6 +220,8 @@ class Connection:
                             f"TLS handshake with {origin.host_header} timed out after {connect_timeout} s"
                         ) from None
                     raise
+                finally:
+                    HANDSHAKES.release()
                 sock = tsock
                 if tsock.session_reused:
                     COUNTERS.tls_resumed += 1
