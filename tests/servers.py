@@ -259,3 +259,21 @@ def free_udp_tcp_port() -> int:
             continue
         return port
     raise RuntimeError("no loopback port free for both UDP and TCP")
+
+
+def access_log_times(path: str | os.PathLike[str]) -> list[float]:
+    """Sorted request times from an access log whose last field is a Unix time (target or nginx)."""
+    with open(path) as handle:
+        return sorted(float(line.split()[-1]) for line in handle if line.strip())
+
+
+def per_second(times: list[float], start: float, seconds: int) -> list[int]:
+    """Requests in each whole second from ``start``."""
+    import math
+
+    counts = [0] * seconds
+    for t in times:
+        k = math.floor(t - start)
+        if 0 <= k < seconds:
+            counts[k] += 1
+    return counts

@@ -3,7 +3,6 @@ omission, thresholds."""
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import time
 
 import pytest
 from conftest import run_loadgen
-from servers import start_target, stop_process
+from servers import access_log_times, per_second, start_target, stop_process
 
 PACED = """
 from loadgen import HttpUser, task, constant_throughput
@@ -42,9 +41,6 @@ def write(tmp_path, name: str, source: str) -> str:
     return str(path)
 
 
-def log_times(path) -> list[float]:
-    with open(path) as handle:
-        return sorted(float(line.split()[-1]) for line in handle if line.strip())
 
 
 @pytest.fixture
@@ -55,13 +51,6 @@ def logged_target(tmp_path):
     stop_process(proc)
 
 
-def per_second(times: list[float], start: float, seconds: int) -> list[int]:
-    counts = [0] * seconds
-    for t in times:
-        k = math.floor(t - start)
-        if 0 <= k < seconds:
-            counts[k] += 1
-    return counts
 
 
 def test_closed_model_rate_exact_and_not_in_lock_step(tmp_path, logged_target) -> None:
@@ -71,7 +60,7 @@ def test_closed_model_rate_exact_and_not_in_lock_step(tmp_path, logged_target) -
     result = run_loadgen(["run", "-f", script, "-H", url, "-u", str(users), "-r", "2000", "-t", "9s",
                           "--json", "r.json", "-q"], tmp_path)
     assert result.code == 0, result.stderr
-    times = log_times(log)
+    times = access_log_times(log)
     assert len(times) == result.report["totals"]["requests"]
     start = times[0] + 2.0  # steady once every user has started
     counts = per_second(times, start, 5)
@@ -100,7 +89,7 @@ def test_open_model_rate_exact(tmp_path, logged_target) -> None:
     result = run_loadgen(["run", "-f", script, "-H", url, "--arrival-rate", "300", "--max-users", "100",
                           "-t", "7s", "--json", "r.json", "-q"], tmp_path)
     assert result.code == 0, result.stderr
-    times = log_times(log)
+    times = access_log_times(log)
     counts = per_second(times, times[0] + 1.0, 5)
     assert abs(sum(counts) - 1500) <= 15, counts
     report = result.report
@@ -121,7 +110,7 @@ def test_stages_follow_the_plan(tmp_path, logged_target) -> None:
     assert users_at[3] == users_at[4] == 20  # holding
     assert users_at[6] <= 12  # ramping down
     assert 6.5 <= result.report["duration_s"] <= 8.5
-    times = log_times(log)
+    times = access_log_times(log)
     hold = per_second(times, times[0] + 2.5, 2)
     assert all(abs(c - 200) <= 20 for c in hold), hold
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fleet import Fleet, free_port
-from servers import start_target, stop_process
+from servers import access_log_times, per_second, start_target, stop_process
 
 
 @pytest.fixture
@@ -28,17 +28,8 @@ def logged_target(tmp_path: Path):
     stop_process(proc)
 
 
-def log_times(path: Path) -> list[float]:
-    return sorted(float(line.split()[-1]) for line in path.read_text().splitlines() if line.strip())
 
 
-def per_second(times: list[float], start: float, seconds: int) -> list[int]:
-    counts = [0] * seconds
-    for t in times:
-        k = math.floor(t - start)
-        if 0 <= k < seconds:
-            counts[k] += 1
-    return counts
 
 
 def write(directory: Path, source: str) -> Path:
@@ -66,7 +57,7 @@ def test_1200_paced_users_over_five_workers_deliver_1200_per_second(fleet: Fleet
         fleet.worker(port)
     assert master.wait(90) == 0, master.stderr()
     report = fleet.report()
-    times = log_times(log)
+    times = access_log_times(log)
     assert report["totals"]["requests"] == len(times)
     assert sorted(w["users"] for w in report["workers"]) == [240] * 5
     counts = per_second(times, times[0] + 3.0, 5)
@@ -91,7 +82,7 @@ def test_open_model_rate_is_split_over_workers(fleet: Fleet, tmp_path: Path, log
         fleet.worker(port)
     assert master.wait(90) == 0, master.stderr()
     report = fleet.report()
-    times = log_times(log)
+    times = access_log_times(log)
     counts = per_second(times, times[0] + 2.0, 4)
     assert abs(sum(counts) - 1600) <= 16, counts
     shares = sorted(w["requests"] for w in report["workers"])
