@@ -148,7 +148,13 @@ def test_session_through_the_cache(http_server: CannedServer, recorder: FakeReco
     for _ in range(5):
         assert s.get("/").ok
     assert COUNTERS.dns_lookups == 1 and COUNTERS.dns_hits == 4
-    r = f.session("http://no-such-host.invalid").get("/")
+    f.close_all()
+    # an unresolvable name, asked of a DNS server on loopback that is not there (never the machine's resolver)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    f = ClientFactory(ClientSettings(dns_server=f"127.0.0.1:{dead}"), recorder)
+    r = f.session("http://no-such-host.loadgen.test").get("/")
     assert r.status_code == 0 and r.error is not None and r.error.startswith("gaierror: "), r.error
     assert COUNTERS.dns_failures == 1
     f.close_all()

@@ -164,24 +164,60 @@ def _errors(report: dict) -> str:
     return " | ".join(e["error"] for e in report["errors"])
 
 
+def _blackhole() -> tuple[socket.socket, list[socket.socket], int]:
+    """A loopback port whose accept queue is full: further SYNs are dropped, so connects time out.
+    (Loopback only: no test sends anything to an address outside this machine.)"""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    time.sleep(0.2)
+    return server, fillers, port
+
+
 def test_odd_urls_become_failures(tmp_path: Path) -> None:
-    """Nothing listens, a name that cannot resolve, a base path with query and fragment, a non-routable
-    address: every request fails, and the run ends on time."""
-    def case(index: int, host: str) -> Callable[[], str | None]:
+    """Nothing listens, a name that cannot resolve (through a DNS server on loopback that is not there, never
+    the machine's resolver), a base path with query and fragment, a port that never completes a connect:
+    every request fails, and the run ends on time."""
+    server, fillers, blackhole_port = _blackhole()
+    dead_dns = free_port_udp()
+
+    def case(index: int, host: str, extra: tuple[str, ...]) -> Callable[[], str | None]:
         def run() -> str | None:
             out = tmp_path / f"r{index}.json"
             started = time.monotonic()
             proc = run_loadgen("-f", WEB, "-H", host, "-u", "2", "-t", "1s", "-q", "--json", str(out),
-                               "--connect-timeout", "0.5", "--stop-timeout", "1", timeout=30)
+                               "--connect-timeout", "0.5", "--stop-timeout", "1", *extra, timeout=30)
             if time.monotonic() - started > 12 or "Traceback" in proc.stderr or proc.returncode != 1:
                 return f"exit {proc.returncode} after {time.monotonic() - started:.1f} s: {proc.stderr[-300:]!r}"
             totals = json.loads(out.read_text())["totals"]
             return None if totals["failures"] == totals["requests"] > 0 else f"totals {totals}"
         return run
 
-    hosts = ["http://127.0.0.1:9", "http://no-such-host.invalid", "http://127.0.0.1:9/base?q=1#frag",
-             "http://10.255.255.1:81"]
-    assert_all([(host, case(i, host)) for i, host in enumerate(hosts)])
+    cases = [("http://127.0.0.1:9", ()),
+             ("http://no-such-host.loadgen.test", ("--dns-server", f"127.0.0.1:{dead_dns}")),
+             ("http://127.0.0.1:9/base?q=1#frag", ()),
+             (f"http://127.0.0.1:{blackhole_port}", ())]
+    try:
+        assert_all([(host, case(i, host, extra)) for i, (host, extra) in enumerate(cases)])
+    finally:
+        for sock in [server, *fillers]:
+            sock.close()
+
+
+def free_port_udp() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_huge_body_is_capped(tmp_path: Path, target: str) -> None:
