@@ -78,7 +78,7 @@ class Aggregate:
         self._second = _Window()
         self._last_second = _Window()
         self._new_errors = ErrorTable()
-        self._cumulative_cache: tuple[int, Histogram] | None = None
+        self._latency_total = Histogram()  # every request's latency, kept as deltas arrive
 
     # ---- input -------------------------------------------------------------------------------------------
     def restart_clock(self) -> None:
@@ -108,8 +108,10 @@ class Aggregate:
             window.failures += entry.failures
             if delta.total is None:
                 window.latency.merge(entry.latency)
+                self._latency_total.merge(entry.latency)
         if delta.total is not None:
             window.latency.merge(delta.total)
+            self._latency_total.merge(delta.total)
         self.errors.merge(delta.errors)
         self._new_errors.merge(delta.errors)
         for key, value in delta.counters.items():
@@ -194,6 +196,8 @@ class Aggregate:
 
     # ---- output ------------------------------------------------------------------------------------------
     def total_histogram(self, service: bool = False) -> Histogram:
+        if not service:
+            return self._latency_total
         total = Histogram()
         for entry in self.entries.values():
             hist = entry.service if service else entry.latency
