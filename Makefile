@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench bench-quick clean
+.PHONY: install deps demo test lint bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +18,17 @@ install: $(VENV)/.installed  ## create .venv and install loadgen with test extra
 demo: install  ## built-in target + master + two workers on 127.0.0.1, ~15 s, then the summary
 	$(PY) bench/demo.py
 
-test: install  ## the whole suite (what CI runs)
-	$(BIN)/ruff check loadgen tests bench
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+deps: install  ## what the tests need beyond .venv: system packages (apt-get, as root) and the deploy tools
+	bash .ci/system-deps.sh
+	bash deploy/ci-setup.sh >/dev/null
 
-lint: install
+test: deps lint  ## lint, then the whole suite with nothing skipped (what CI runs)
+	LOADGEN_NO_SKIPS=1 $(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: install  ## ruff, the import layers (import-linter) and the types (mypy)
 	$(BIN)/ruff check loadgen tests bench
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 bench: install  ## throughput, memory and accuracy against Locust (installed in its own venv)
 	$(PY) bench/run.py

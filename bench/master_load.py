@@ -40,7 +40,7 @@ import msgpack
 import psutil
 import zmq
 
-PROTOCOL_VERSION = 1  # loadgen.protocol.PROTOCOL_VERSION (kept literal: this bench speaks the wire format)
+PROTOCOL_VERSION = 1  # loadgen.fleet.protocol.PROTOCOL_VERSION (kept literal: this bench speaks the wire format)
 LEADS = (0.5, 0.2, 0.1, 0.05, 0.02)
 BASE_REQUESTS = 9000  # per worker per second; + k in second k
 SCRIPT = """\

@@ -11,15 +11,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "User": "loadgen.users",
-    "HttpUser": "loadgen.users",
-    "StopUser": "loadgen.users",
-    "task": "loadgen.users",
-    "between": "loadgen.pacing",
-    "constant": "loadgen.pacing",
-    "constant_pacing": "loadgen.pacing",
-    "constant_throughput": "loadgen.pacing",
-    "LoadShape": "loadgen.shape",
+    "User": "loadgen.script.users",
+    "HttpUser": "loadgen.script.users",
+    "StopUser": "loadgen.script.users",
+    "task": "loadgen.script.users",
+    "between": "loadgen.script.pacing",
+    "constant": "loadgen.script.pacing",
+    "constant_pacing": "loadgen.script.pacing",
+    "constant_throughput": "loadgen.script.pacing",
+    "LoadShape": "loadgen.script.shapes",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,3 +1,3 @@
-from loadgen.entry import main
+from loadgen.app.entry import main
 
 main()

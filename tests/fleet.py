@@ -23,12 +23,12 @@ from typing import Any
 import psutil
 import zmq
 
-from loadgen.protocol import (
+from loadgen.fleet.protocol import (
     PROTOCOL_VERSION,
+    FrameError,
     Heartbeat,
     Hello,
     Message,
-    ProtocolError,
     Start,
     Started,
     Stats,
@@ -244,7 +244,7 @@ class FakeWorker:
                 continue
             try:
                 message = decode(frame)
-            except ProtocolError:
+            except FrameError:
                 continue
             self.received.append(message)
             if self.silent:

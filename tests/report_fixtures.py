@@ -157,31 +157,45 @@ def empty_report() -> dict[str, Any]:
     return copy.deepcopy(report)
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
 def sample_snapshot(**overrides: Any) -> dict[str, Any]:
-    """A live snapshot as described in docs/contracts.md."""
-    snap: dict[str, Any] = {
-        "elapsed": 12.0,
-        "users": 100,
-        "rps": 812.0,
-        "fps": 0.5,
-        "requests": 9_000,
-        "failures": 3,
-        "current": {"p50_ms": 1.2, "p95_ms": 3.4, "p99_ms": 9.9},
-        "cumulative": {"p50_ms": 1.3, "p95_ms": 3.6, "p99_ms": 11.0},
-        "endpoints": [
-            {"method": "GET", "name": "/", "rps": 800.0, "p95_ms": 3.0, "requests": 8_000, "failures": 0},
-            {
-                "method": "POST",
-                "name": "/api/orders",
-                "rps": 12.0,
-                "p95_ms": 30.0,
-                "requests": 1_000,
-                "failures": 3,
-            },
-        ],
-        "new_errors": [{"method": "POST", "name": "/api/orders", "error": "HTTP 503", "count": 1}],
-        "workers": [],
-        "warnings": [{"kind": "cpu", "message": "master CPU high"}],
-    }
+    """A live snapshot from a real ``Aggregate`` (the contract in docs/contracts.md): second 12 of a test with
+    100 users; 812 requests in that second (800 GET /, 12 POST /api/orders), 9,000 in all, 3 failures."""
+    from loadgen.stats.aggregate import Aggregate
+    from loadgen.stats.recorder import Recorder
+    from loadgen.stats.snapshot import TickContext
+
+    clock = _Clock()
+    aggregate = Aggregate(clock=clock)
+    aggregate.add_worker("w1", "host-1")
+    earlier, last = Recorder(), Recorder()
+    earlier.users = last.users = 100
+    for _ in range(8000 - 800):
+        earlier.record("GET", "/", 1000, 100)
+    for _ in range(1000 - 12 - 2):
+        earlier.record("POST", "/api/orders", 5000, 100)
+    for _ in range(2):
+        earlier.record("POST", "/api/orders", 5000, 100, error="HTTP 503")
+    # the last second: p50/p95/p99 land on bucket midpoints (1.207, 3.407 and 9.887 ms)
+    values = [1207] * 500 + [3407] * 295 + [9887] * 17
+    for value in values[:800]:
+        last.record("GET", "/", value, 100)
+    for value in values[800:811]:
+        last.record("POST", "/api/orders", value, 100)
+    last.record("POST", "/api/orders", values[811], 100, error="HTTP 503")
+    clock.t = 11.0
+    aggregate.add_delta("w1", earlier.flush())
+    aggregate.tick(TickContext())
+    clock.t = 12.0
+    aggregate.add_delta("w1", last.flush())
+    aggregate.warn("cpu", "master CPU high")
+    snap = aggregate.tick(TickContext(run_time=overrides.pop("run_time", None)))
     snap.update(overrides)
     return snap

@@ -9,6 +9,7 @@ import gevent
 import pytest
 
 from loadgen.client import COUNTERS, ClientFactory, ClientSettings, HTTPError
+from loadgen.script.timing import IterationTiming
 
 if TYPE_CHECKING:
     from client_servers import CannedServer, FakeRecorder
@@ -232,17 +233,20 @@ def test_catch_response(http_server: CannedServer, recorder: FakeRecorder) -> No
     assert len(recorder.calls) == 4
     with pytest.raises(RuntimeError):
         s.get("/").success()
-    s.queued_us = 1234
+    timing = IterationTiming()
+    s = f.session(http_server.url, timing=timing)
+    timing.begin_iteration(1234)
     with s.get("/", catch_response=True):
         pass
-    assert recorder.calls[-1][5] == 1234 and s.queued_us == 0
+    assert recorder.calls[-1][5] == 1234 and timing.queued_us == 0
     f.close_all()
 
 
 def test_queued_us_is_added_once(http_server: CannedServer, recorder: FakeRecorder) -> None:
     f = make(recorder)
-    s = f.session(http_server.url)
-    s.queued_us = 500
+    timing = IterationTiming()
+    s = f.session(http_server.url, timing=timing)
+    timing.begin_iteration(500)
     s.get("/")
     s.get("/")
     assert [c[5] for c in recorder.calls] == [500, 0]

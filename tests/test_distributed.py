@@ -17,6 +17,7 @@ import msgpack
 import pytest
 import zmq
 from fleet import (
+    SCRIPT,
     FakeWorker,
     Fleet,
     free_port,
@@ -30,21 +31,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from servers import reset_target, target_stats
 
-from loadgen.dispatch import class_counts
-from loadgen.protocol import (
+from loadgen.fleet.protocol import (
     MESSAGES,
     PROTOCOL_VERSION,
+    FrameError,
     Hello,
-    ProtocolError,
     Reject,
     Start,
     VersionMismatch,
     Welcome,
-    check_delta,
     decode,
     encode,
 )
+from loadgen.model.dispatch import class_counts
 from loadgen.stats.recorder import Recorder
+from loadgen.stats.wire import WireError, encode_delta, validate_delta
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -347,6 +348,7 @@ def test_processes_two_are_two_peers_and_a_crashed_one_is_restarted(fleet: Fleet
     assert by_pid[crashed]["state"] == "lost"
     replacement = next(pid for pid in by_pid if pid not in children)
     assert by_pid[replacement]["requests"] > 0 and by_pid[replacement]["state"] == "done"
+    assert all(row["processes"] == 2 for row in report["workers"])  # each child says its group's size
 
 
 # ---- security ------------------------------------------------------------------------------------------------
@@ -441,7 +443,8 @@ def _delta_like(test_id: str) -> st.SearchStrategy[bytes]:
 
 def test_fuzzed_frames_never_kill_the_master(zctx: zmq.Context, fleet: Fleet, url: str, tmp_path: Path) -> None:
     port = free_port()
-    master = fleet.master(write_script(tmp_path), url, "-u", "4", "-r", "100", "-t", "10s",
+    # no run time to race against: the test ends when the late worker has shown it runs its share
+    master = fleet.master(write_script(tmp_path), url, "-u", "4", "-r", "100", "-t", "300s",
                           "--heartbeat-timeout", "1.5", port=port)
     fleet.worker(port)
     master.wait_for("1/1 workers connected", 20)
@@ -474,8 +477,14 @@ def test_fuzzed_frames_never_kill_the_master(zctx: zmq.Context, fleet: Fleet, ur
     assert master.poll() is None, master.stderr()
     insider.close(0)
     stranger.close(0)
-    late = fleet.worker(port)  # after the fuzz, a real worker still joins and runs its share
+    # after the fuzz, a real worker still joins and runs its share: its own copy of the script requests
+    # paths only it uses, so the target tells when it has
+    late_script = tmp_path / "late.py"
+    late_script.write_text(SCRIPT.format(wait=0.05).replace('get("/")', 'get("/status/202")'))
+    late = fleet.worker(port, "-f", str(late_script))
     master.wait_for(rf"worker \S+-{late.pid}-\S+ joined", 10)
+    wait_until(lambda: target_stats(url)["by_path"].get("/status/202", 0) > 5, 30, what="the late worker's load")
+    master.signal(signal.SIGTERM)
     code = master.wait(40)
     assert code in (0, 1), master.stderr()  # 1: a fuzzed delta may have carried failures
     assert "Traceback" not in master.stderr()
@@ -496,18 +505,18 @@ def test_decode_is_strict_and_a_real_delta_passes_the_check() -> None:
         decode(msgpack.packb({"type": "hello", "version": 999, "worker_id": "w", "host": "h"}))
     with pytest.raises(VersionMismatch):
         decode(encode(Welcome(version=PROTOCOL_VERSION + 1)))
-    with pytest.raises(ProtocolError):  # True == 1, but a bool is not a version
+    with pytest.raises(FrameError):  # True == 1, but a bool is not a version
         decode(msgpack.packb({"type": "hello", "version": True, "worker_id": "w", "host": "h"}))
-    with pytest.raises(ProtocolError):
+    with pytest.raises(FrameError):
         decode(msgpack.packb({"type": "heartbeat", "cpu_percent": float("nan")}))
     for junk in (b"", b"\xc1", msgpack.packb([1, 2]), msgpack.packb({"type": "nope"})):
-        with pytest.raises(ProtocolError):
+        with pytest.raises(FrameError):
             decode(junk)
     recorder = Recorder()
     for i in range(1000):
         recorder.record("GET", f"/{i % 10}", 100 + i * 37, 10, error="boom" if i % 100 == 0 else None)
-    delta = json.loads(json.dumps(recorder.flush().to_dict()))  # plain data, as msgpack gives it
-    check_delta(delta)
+    delta = json.loads(json.dumps(encode_delta(recorder.flush())))  # plain data, as msgpack gives it
+    validate_delta(delta)
     delta["e"][0]["h"]["b"][0] = 10**18  # would make the report compute 1 << 10**16
-    with pytest.raises(ProtocolError):
-        check_delta(delta)
+    with pytest.raises(WireError):
+        validate_delta(delta)

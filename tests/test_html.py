@@ -218,8 +218,8 @@ def test_junit_report(tmp_path: Path) -> None:
     root = ET.parse(path).getroot()
     assert root.tag == "testsuites"
     suites = {s.get("name"): s for s in root.findall("testsuite")}
-    assert set(suites) == {"loadgen.thresholds", "loadgen.endpoints", "loadgen.run"}
-    thresholds = suites["loadgen.thresholds"].findall("testcase")
+    assert set(suites) == {"loadgen.model.thresholds", "loadgen.endpoints", "loadgen.run"}
+    thresholds = suites["loadgen.model.thresholds"].findall("testcase")
     assert [c.get("name") for c in thresholds] == ["p99<300ms", "error_rate<0.5%"]
     assert thresholds[0].find("failure") is None
     failure = thresholds[1].find("failure")

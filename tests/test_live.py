@@ -297,8 +297,8 @@ def test_bad_live_output_values(tmp_path: Path) -> None:
 
 # ---- in-process units -------------------------------------------------------------------------------------
 def test_parse_listen() -> None:
-    from loadgen.errors import UsageError
-    from loadgen.outputs.live import parse_listen
+    from loadgen.model.errors import UsageError
+    from loadgen.outputs.serving import parse_listen
     from loadgen.outputs.stream import stream_endpoint
 
     assert parse_listen("--web", "127.0.0.1:8089", 8089) == ("127.0.0.1", 8089)
@@ -318,10 +318,10 @@ def test_parse_listen() -> None:
 def test_prometheus_collector_buckets() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from loadgen.controller import TestPlan
+    from loadgen.control.controller import TestPlan
     from loadgen.outputs.prometheus import BUCKETS_S, AggregateCollector
     from loadgen.stats.aggregate import Aggregate
-    from loadgen.stats.entry import Entry
+    from loadgen.stats.endpoint import Entry
 
     aggregate = Aggregate()
     values_us = [300, 800, 1_700, 4_000, 4_000, 40_000, 700_000, 3_000_000, 90_000_000]
@@ -352,7 +352,7 @@ def test_web_app_routes_and_report() -> None:
     """The WSGI app called directly (no socket traffic): controls, validation, report after the end."""
     import gevent.event
 
-    from loadgen.controller import TestPlan
+    from loadgen.control.controller import TestPlan
     from loadgen.outputs.web import WebOutput
 
     calls: list[tuple] = []
@@ -403,10 +403,10 @@ def test_grafana_dashboard_uses_exported_metrics() -> None:
 
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from loadgen.controller import TestPlan
+    from loadgen.control.controller import TestPlan
     from loadgen.outputs.prometheus import AggregateCollector
     from loadgen.stats.aggregate import Aggregate
-    from loadgen.stats.entry import Entry
+    from loadgen.stats.endpoint import Entry
 
     aggregate = Aggregate()
     entry = Entry("GET", "/")

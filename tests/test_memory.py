@@ -33,8 +33,8 @@ import time
 import gevent
 
 from loadgen import HttpUser, constant_throughput, task
-from loadgen.environment import Environment
-from loadgen.options import TestOptions
+from loadgen.engine.environment import Environment
+from loadgen.model.options import TestOptions
 
 
 class Paced(HttpUser):

@@ -246,7 +246,7 @@ def test_fmt_ms(value: float | None, expected: str) -> None:
 def test_live_line() -> None:
     line = format_live_line(sample_snapshot())
     assert "\n" not in line
-    for part in ("00:12", "users 100", "reqs 9,000", "812.0 req/s", "fails 3 (0.03%)", "1.20/3.40/9.90 ms"):
+    for part in ("00:12", "users 100", "reqs 9,000", "812.0 req/s", "fails 3 (0.03%)", "1.21/3.41/9.89 ms"):
         assert part in line
     assert "00:12/05:00" in format_live_line(sample_snapshot(run_time=300.0))
     zero = format_live_line(

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loadgen.config import load_config
-from loadgen.dispatch import assign, class_counts, split_by_weight, split_rate
-from loadgen.durations import parse_duration
-from loadgen.errors import UsageError
-from loadgen.pacing import phase
-from loadgen.shape import parse_stages, stage_target
-from loadgen.thresholds import evaluate, parse_threshold
+from loadgen.app.config import load_config
+from loadgen.model.dispatch import assign, class_counts, split_by_weight, split_rate
+from loadgen.model.durations import parse_duration
+from loadgen.model.errors import UsageError
+from loadgen.model.stages import parse_stages, stage_target
+from loadgen.model.thresholds import evaluate, parse_threshold
+from loadgen.script.pacing import phase
 
 
 @given(st.integers(0, 10_000), st.dictionaries(st.sampled_from("ABCDEFG"), st.integers(1, 20), min_size=1))
@@ -35,10 +35,9 @@ def test_assign_balances_each_class_and_each_worker(workers: list[str], counts: 
     assert max(totals) - min(totals) <= 1
 
 
-def test_assign_by_capacity() -> None:
-    result = assign(["a", "b"], {"X": 30}, capacity={"a": 2, "b": 1})
-    assert result == {"a": {"X": 20}, "b": {"X": 10}}
-    assert split_rate(90.0, ["a", "b"], {"a": 2, "b": 1}) == {"a": 60.0, "b": 30.0}
+def test_split_rate_is_equal_per_process() -> None:
+    assert split_rate(90.0, ["a", "b", "c"]) == {"a": 30.0, "b": 30.0, "c": 30.0}
+    assert split_rate(5.0, []) == {}
 
 
 def test_class_counts_fixed_first() -> None:

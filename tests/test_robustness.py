@@ -6,20 +6,26 @@ from __future__ import annotations
 import gevent
 import pytest
 
-from loadgen import controller, entry, environment, options
-from loadgen.environment import Environment
-from loadgen.monitor import BlockingMonitor
-from loadgen.runner import Runner
+from loadgen.engine import environment, patching
+from loadgen.engine.environment import Environment
+from loadgen.engine.monitor import BlockingMonitor
+from loadgen.engine.runner import Runner
+from loadgen.engine.stalls import MAX_USER_REPORTS, StallWatch, Where, where_frame
+from loadgen.model import options
+from loadgen.model.plan import TestPlan
+from loadgen.script.users import StopUser, User, UserContext, task
 from loadgen.stats.recorder import Recorder
-from loadgen.users import StopUser, User, UserContext, task
-from loadgen.watchdog import MAX_USER_REPORTS, Watchdog, Where, where_frame
 
 
 class FakeUser:
+    """The runner's record of a user, as the watchdog reads it (engine.user_calls.UserRecord)."""
+
     def __init__(self, task: str | None = "t", started: float = 0.0) -> None:
-        self.current_task = task
+        self.user = self
+        self.cls_name = "FakeUser"
+        self.task = task
         self.task_started = started
-        self._greenlet = None
+        self.greenlet = None
 
 
 class Clock:
@@ -34,7 +40,7 @@ class Clock:
 def test_watchdog_reports_each_stuck_invocation_once() -> None:
     clock = Clock()
     users = [FakeUser(started=clock.now), FakeUser(task=None, started=clock.now)]
-    dog = Watchdog(lambda: users, stall_timeout=30, clock=clock)
+    dog = StallWatch(lambda: users, stall_timeout=30, clock=clock)
     clock.now += 29
     assert dog.check() == []
     clock.now += 2
@@ -54,12 +60,12 @@ def test_watchdog_stuck_needs_no_progress_and_most_users() -> None:
     clock = Clock()
     stuck = FakeUser(started=clock.now)
     idle = [FakeUser(task=None) for _ in range(3)]
-    dog = Watchdog(lambda: [stuck, *idle], stall_timeout=10, clock=clock)
+    dog = StallWatch(lambda: [stuck, *idle], stall_timeout=10, clock=clock)
     clock.now += 11
     # one stuck user among four, idle between tasks: that user is reported, the test is not "stuck"
     assert [w[2] for w in dog.check()] == [f"stall:local:{id(stuck)}:1000.0"]
     busy = [FakeUser(started=clock.now - 11) for _ in range(3)]
-    dog2 = Watchdog(lambda: busy, stall_timeout=10, clock=clock)
+    dog2 = StallWatch(lambda: busy, stall_timeout=10, clock=clock)
     dog2.progress(5)  # requests completed just now: not stuck
     assert all(w[2] != "stuck" for w in dog2.check())
     clock.now += 10
@@ -70,7 +76,7 @@ def test_watchdog_stuck_needs_no_progress_and_most_users() -> None:
 def test_watchdog_caps_individual_reports() -> None:
     clock = Clock()
     users = [FakeUser(started=clock.now) for _ in range(MAX_USER_REPORTS + 5)]
-    dog = Watchdog(lambda: users, stall_timeout=1, worker_id="w1", clock=clock)
+    dog = StallWatch(lambda: users, stall_timeout=1, worker_id="w1", clock=clock)
     clock.now += 2
     warnings = dog.check("worker w1")
     keys = [w[2] for w in warnings]
@@ -93,15 +99,15 @@ class Sleeper(User):
 def test_watchdog_finds_where_real_users_wait(open_model: bool) -> None:
     recorder = Recorder(open_model=open_model)
     runner = Runner({"Sleeper": Sleeper}, UserContext(recorder), stop_timeout=0.1)
-    dog = Watchdog(runner.running_users, stall_timeout=0.1)
+    dog = StallWatch(runner.running, stall_timeout=0.1)
     if open_model:
         runner.set_rate(50, max_users=2)
     else:
         runner.set_users(2, spawn_rate=100)
     try:
         gevent.sleep(0.3)
-        users = runner.running_users()
-        assert len(users) == 2 and all(u._greenlet is not None for u in users)
+        users = runner.running()
+        assert len(users) == 2 and all(u.greenlet is not None for u in users)
         messages = [w[1] for w in dog.check()]
     finally:
         runner.stop(0.1)
@@ -259,18 +265,18 @@ def test_port_range_warning(env: Environment, tmp_path, monkeypatch: pytest.Monk
     port_range = tmp_path / "ip_local_port_range"
     port_range.write_text("60000\t60099\n")
     monkeypatch.setattr(environment, "PORT_RANGE_PATH", str(port_range))
-    warnings = [w for w in env.preflight(controller.TestPlan(users=500)) if w[2].startswith("ports:")]
+    warnings = [w for w in env.preflight(TestPlan(users=500)) if w[2].startswith("ports:")]
     assert len(warnings) == 1 and warnings[0][0] == "limits"
     assert "60000-60099" in warnings[0][1] and "sysctl -w net.ipv4.ip_local_port_range" in warnings[0][1]
-    assert not [w for w in env.preflight(controller.TestPlan(users=50)) if w[2].startswith("ports:")]
+    assert not [w for w in env.preflight(TestPlan(users=50)) if w[2].startswith("ports:")]
     env.options.pool = "shared:20"
-    assert not [w for w in env.preflight(controller.TestPlan(users=500)) if w[2].startswith("ports:")]
+    assert not [w for w in env.preflight(TestPlan(users=500)) if w[2].startswith("ports:")]
 
 
 def test_patching_warnings(env: Environment, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(entry, "EARLY_IMPORTS", ["ssl", "botocore"])
-    monkeypatch.setattr(entry, "PATCH_WARNINGS", ["Patching more than once will result in the union"])
-    warnings = [w for w in env.preflight(controller.TestPlan(users=1)) if w[0] == "patching"]
+    monkeypatch.setattr(patching, "EARLY_IMPORTS", ["ssl", "botocore"])
+    monkeypatch.setattr(patching, "PATCH_WARNINGS", ["Patching more than once will result in the union"])
+    warnings = [w for w in env.preflight(TestPlan(users=1)) if w[0] == "patching"]
     texts = " | ".join(w[1] for w in warnings)
     assert "imported before gevent patched: ssl, botocore" in texts
     assert "gevent: Patching more than once" in texts
@@ -285,7 +291,7 @@ def test_early_imports_lists_client_libraries_and_threads(monkeypatch: pytest.Mo
     thread = threading.Thread(target=stop.wait, daemon=True)
     thread.start()
     try:
-        early = entry.early_imports()
+        early = patching.early_imports()
     finally:
         stop.set()
         thread.join()

@@ -9,9 +9,10 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadgen.stats import Aggregate, ErrorTable, Histogram, Recorder, StatsDelta, normalise
+from loadgen.stats import Aggregate, ErrorTable, Histogram, Recorder, normalise
 from loadgen.stats.histogram import bucket_bounds, bucket_of
 from loadgen.stats.recorder import MAX_ENDPOINTS, OTHER_ENDPOINTS
+from loadgen.stats.wire import decode_delta, decode_histogram, encode_delta, encode_histogram
 
 QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
 
@@ -51,7 +52,7 @@ def test_merge_equals_union(parts: list[list[int]]) -> None:
     for part in parts:
         h = Histogram()
         h.add_many(part)
-        merged.merge(Histogram.from_dict(msgpack.unpackb(msgpack.packb(h.to_dict()), strict_map_key=False)))
+        merged.merge(decode_histogram(msgpack.unpackb(msgpack.packb(encode_histogram(h)), strict_map_key=False)))
         union.add_many(part)
     assert merged.counts == union.counts
     assert (merged.count, merged.total, merged.min, merged.max) == (union.count, union.total, union.min, union.max)
@@ -137,8 +138,8 @@ def test_recorder_delta_roundtrip_and_reset() -> None:
         rec.record("GET", "/x", 1000 + i, 50, None if i % 10 else "HTTP 500 Internal Server Error")
     rec.record_exception("Web.index", ValueError("boom 17"))
     delta = rec.flush()
-    wire = msgpack.unpackb(msgpack.packb(delta.to_dict()), strict_map_key=False)
-    back = StatsDelta.from_dict(wire)
+    wire = msgpack.unpackb(msgpack.packb(encode_delta(delta)), strict_map_key=False)
+    back = decode_delta(wire)
     entry = back.entries[("GET", "/x")]
     assert (entry.requests, entry.failures, entry.bytes) == (100, 10, 5000)
     assert entry.latency.min == 1000 and entry.latency.max == 1099

@@ -1,6 +1,6 @@
 """loadgen's HTTP client: lean keep-alive HTTP/1.1 over gevent, recorded per request."""
 
-from .connection import ConnectionClosed, ConnectTimeout, Origin, ProtocolError, ReadTimeout
+from .connection import ConnectionClosed, ConnectTimeout, ProtocolError, ReadTimeout
 from .cookies import CookieJar
 from .counters import COUNTERS, ConnectionCounters
 from .dns import DnsCache
@@ -10,6 +10,7 @@ from .response import Headers, HTTPError, Response
 from .session import HttpSession
 from .settings import ClientSettings
 from .tls import TLSSessionCache, get_context
+from .urls import Origin
 
 __all__ = [
     "COUNTERS",

@@ -19,17 +19,17 @@ from gevent.lock import BoundedSemaphore
 from geventhttpclient._parser import HTTPResponseParser
 
 from .counters import COUNTERS
+from .urls import Origin
 
 if TYPE_CHECKING:
     from gevent import ssl
 
+    from .deadlines import ReadDeadlines
     from .dns import DnsCache
     from .tls import TLSSessionCache
-    from .watchdog import Watchdog
 
 RECV_SIZE = 65536
 MAX_HEAD = 65536
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 MAX_CONCURRENT_HANDSHAKES = 256
@@ -53,30 +53,6 @@ class ConnectionClosed(ConnectionError):
 
 class StaleConnection(ConnectionError):
     """A reused keep-alive connection failed before any response byte: safe to retry."""
-
-
-class Origin:
-    """scheme://host:port, with the bytes and keys the hot path needs precomputed."""
-
-    __slots__ = ("scheme", "host", "port", "tls", "host_header", "prefix", "key")
-
-    def __init__(self, scheme: str, host: str, port: int | None = None) -> None:
-        scheme = scheme.lower()
-        if scheme not in DEFAULT_PORTS:
-            raise ValueError(f"unsupported URL scheme {scheme!r} (http or https)")
-        if not host:
-            raise ValueError("URL has no host")
-        self.scheme = scheme
-        self.host = host.strip("[]").lower()
-        self.port = port or DEFAULT_PORTS[scheme]
-        self.tls = scheme == "https"
-        h = f"[{self.host}]" if ":" in self.host else self.host
-        self.host_header = h if self.port == DEFAULT_PORTS[scheme] else f"{h}:{self.port}"
-        self.prefix = f"{scheme}://{self.host_header}"
-        self.key = (scheme, self.host, self.port)
-
-    def __repr__(self) -> str:
-        return f"Origin({self.prefix})"
 
 
 class _Parser(HTTPResponseParser):
@@ -150,7 +126,7 @@ class Connection:
         "tls_key", "tls_cache", "registry", "watchdog",
     )
 
-    def __init__(self, sock: gsocket.socket, origin: Origin, watchdog: Watchdog | None = None) -> None:
+    def __init__(self, sock: gsocket.socket, origin: Origin, watchdog: ReadDeadlines | None = None) -> None:
         self.sock = sock
         self.origin = origin
         self.requests = 0
@@ -173,7 +149,7 @@ class Connection:
         ssl_context: ssl.SSLContext | None = None,
         tls_cache: TLSSessionCache | None = None,
         registry: set[Connection] | None = None,
-        watchdog: Watchdog | None = None,
+        watchdog: ReadDeadlines | None = None,
     ) -> Connection:
         """Resolve, connect and (https) handshake, offering a cached TLS session."""
         if connect_timeout is None:
@@ -248,7 +224,7 @@ class Connection:
         sock = self.sock
         if sock is None:
             return
-        self.sock = None  # type: ignore[assignment]
+        self.sock = None
         self._save_tls_session(sock)
         if self.registry is not None:
             self.registry.discard(self)
@@ -271,7 +247,7 @@ class Connection:
         if cache is not None:
             self.tls_cache = None
             try:
-                cache.put(self.tls_key, sock.session)  # type: ignore[arg-type,attr-defined]
+                cache.put(self.tls_key, sock.session)  # type: ignore[arg-type]
             except (AttributeError, ValueError, OSError):
                 cache.abandon(self.tls_key)  # type: ignore[arg-type]
 
@@ -469,4 +445,4 @@ class _NoWatchdog:
         pass
 
 
-_NO_WATCHDOG: Watchdog = _NoWatchdog()  # type: ignore[assignment]
+_NO_WATCHDOG: ReadDeadlines = _NoWatchdog()  # type: ignore[assignment]

@@ -55,10 +55,6 @@ class CookieJar:
     def get(self, name: str, host: str, default: str | None = None) -> str | None:
         return self._hosts.get(host.lower(), {}).get(name, default)
 
-    def for_host(self, host: str) -> dict[str, str]:
-        """A copy of the cookies that would be sent to `host`."""
-        return dict(self._hosts.get(host, {}))
-
     def header(self, host: str) -> str | None:
         """The Cookie header value for `host`, or None."""
         jar = self._hosts.get(host)

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-FIELDS: tuple[str, ...] = (
-    "opened",
-    "closed",
-    "tls_full",
-    "tls_resumed",
-    "dns_lookups",
-    "dns_hits",
-    "dns_failures",
-    "requests",
-    "bytes_sent",
-    "bytes_received",
-)
+from loadgen.model.counters import COUNTER_FIELDS
+
+FIELDS = COUNTER_FIELDS
 
 
 class ConnectionCounters:
     """Plain integer counters; the hot path increments attributes directly."""
 
     __slots__ = FIELDS
+    opened: int
+    closed: int
+    tls_full: int
+    tls_resumed: int
+    dns_lookups: int
+    dns_hits: int
+    dns_failures: int
+    requests: int
+    bytes_sent: int
+    bytes_received: int
 
     def __init__(self) -> None:
         self.reset()

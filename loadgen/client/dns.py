@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 from gevent.event import AsyncResult
 
+from loadgen.model.addresses import parse_host_port
+
 from .counters import COUNTERS, ConnectionCounters
 
 Resolver = Callable[[str, int], list[str]]
@@ -52,13 +54,8 @@ system_resolver.by_family = True  # type: ignore[attr-defined]
 
 def parse_server(server: str) -> tuple[str, int]:
     """("HOST", PORT) from "HOST:PORT", "[V6]:PORT", "HOST" or a bare IPv6 (port 53)."""
-    if server.startswith("["):
-        host, _, rest = server[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else 53
-    if server.count(":") == 1:
-        host, _, port = server.partition(":")
-        return host, int(port)
-    return server, 53
+    address = parse_host_port(server, default_port=53)
+    return address.host, address.port
 
 
 def server_resolver(server: str) -> Resolver:

@@ -9,13 +9,15 @@ from typing import Any
 
 import gevent
 
-from .connection import Connection, Origin
+from .connection import Connection
+from .deadlines import ReadDeadlines
 from .dns import DnsCache, server_resolver
+from .interfaces import QueueDelay
 from .pool import SharedPools, UserPool, now
-from .session import HttpSession, _base_origin
+from .session import HttpSession
 from .settings import ClientSettings
 from .tls import TLSSessionCache, get_context
-from .watchdog import Watchdog
+from .urls import Origin, base_origin
 
 
 class ClientFactory:
@@ -35,7 +37,7 @@ class ClientFactory:
             negative_ttl=settings.dns_negative_ttl,
         )
         self.connections: set[Connection] = set()
-        self.watchdog = Watchdog()
+        self.watchdog = ReadDeadlines()
         self._shared: dict[int, SharedPools] = {}
         self._sessions: weakref.WeakSet[HttpSession] = weakref.WeakSet()
         self._reaper: gevent.Greenlet | None = None
@@ -63,7 +65,8 @@ class ClientFactory:
         )
 
     def session(
-        self, base_url: str, keep_alive: bool = True, pool: str | None = None, pool_size: int | None = None
+        self, base_url: str, keep_alive: bool = True, pool: str | None = None, pool_size: int | None = None,
+        timing: QueueDelay | None = None,
     ) -> HttpSession:
         """A new session (one per user); `pool` is "user" (own connections) or "shared"."""
         mode = pool or self.settings.pool
@@ -78,7 +81,7 @@ class ClientFactory:
             owned = True
         else:
             raise ValueError(f"pool must be 'user' or 'shared', not {mode!r}")
-        session = HttpSession(self, base_url, keep_alive, conn_pool, owned)
+        session = HttpSession(self, base_url, keep_alive, conn_pool, owned, timing)
         self._sessions.add(session)
         self._start_reaper()
         return session
@@ -87,7 +90,7 @@ class ClientFactory:
         """(Origin, base path) of a base URL, one shared object per URL (thousands of users share one)."""
         found = self._base_origins.get(base_url)
         if found is None:
-            found = _base_origin(base_url)
+            found = base_origin(base_url)
             if len(self._base_origins) < 1000:
                 self._base_origins[base_url] = found
         return found
@@ -131,7 +134,7 @@ class ClientFactory:
             c.close()
         self.connections.clear()
         self.watchdog.close()
-        self.watchdog = Watchdog()
+        self.watchdog = ReadDeadlines()
         release_memory()
 
 

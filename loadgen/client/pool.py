@@ -11,7 +11,8 @@ from time import perf_counter
 
 from gevent.lock import Semaphore
 
-from .connection import Connection, Origin
+from .connection import Connection
+from .urls import Origin
 
 Opener = Callable[[Origin, "float | None", "float | None"], Connection]
 
@@ -82,8 +83,6 @@ class UserPool:
         for c in idle:
             c.close()
 
-    def idle_count(self) -> int:
-        return len(self._idle)
 
 
 class SharedPool:
@@ -140,8 +139,6 @@ class SharedPool:
             c.close()
         self._idle.clear()
 
-    def idle_count(self) -> int:
-        return len(self._idle)
 
 
 class SharedPools:

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .session import HttpSession
+    from .interfaces import RequestSink
 
 
 class HTTPError(Exception):
@@ -125,7 +125,7 @@ class Response:
         self._origin = origin
         self._target = target
         self.truncated = False
-        self._pending: HttpSession | None = None
+        self._pending: RequestSink | None = None
         self.method = method
         self.name = name
         self.queued_us = 0
@@ -222,6 +222,11 @@ class Response:
             message = f"{type(message).__name__}: {message}"
         self.error = str(message)
 
+    def record_on_exit(self, sink: RequestSink, queued_us: int) -> None:
+        """catch_response: the with-block's end records this response (as success()/failure() left it)."""
+        self._pending = sink
+        self.queued_us = queued_us
+
     def _require_pending(self) -> None:
         if self._pending is None:
             raise RuntimeError("success()/failure() need catch_response=True and the with-block")
@@ -234,14 +239,13 @@ class Response:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
-        session = self._pending
-        if session is None:
-            return False
+    ) -> None:
+        sink = self._pending
+        if sink is None:
+            return
         self._pending = None
         if exc is not None:
             if not isinstance(exc, Exception):  # GreenletExit, gevent.Timeout: user stopping
-                return False
+                return
             self.error = f"{type(exc).__name__}: {exc}"
-        session._record(self)
-        return False
+        sink.record(self.method, self.name, self.latency_us, self.nbytes, self.error, self.queued_us)

@@ -14,13 +14,14 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from geventhttpclient._parser import HTTPParseError
 
-from .connection import Origin, ProtocolError, StaleConnection
+from .connection import ProtocolError, StaleConnection
 from .cookies import CookieJar
 from .counters import COUNTERS
 from .response import Headers, Response
+from .urls import Origin, base_origin
 
 if TYPE_CHECKING:
-    from .factory import ClientFactory
+    from .interfaces import QueueDelay, SessionFactory
 
 _DEFAULT: Any = object()  # "use the settings' timeouts"
 _TRANSPORT_ERRORS = (OSError, ProtocolError, HTTPParseError)
@@ -28,22 +29,6 @@ _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 _HEAD_CACHE_MAX = 512  # encoded heads cached per session with headers or cookies of its own
 _SHARED_HEAD_CACHE_MAX = 4096  # per (base origin, keep-alive) for all other sessions of a factory
-
-
-def _base_origin(base_url: str) -> tuple[Origin, str]:
-    """(Origin, base path without a lone "/") of a session's base URL ("" = none)."""
-    origin, path = _origin_of(base_url or "http://base-url.invalid")
-    return origin, "" if path == "/" else path
-
-
-def _origin_of(url: str) -> tuple[Origin, str]:
-    """Split an absolute URL into its Origin and request target (path?query)."""
-    parts = urlsplit(url)
-    origin = Origin(parts.scheme, parts.hostname or "", parts.port)
-    target = parts.path or "/"
-    if parts.query:
-        target = f"{target}?{parts.query}"
-    return origin, target
 
 
 def _headers_key(headers: Mapping[str, Any] | None) -> Any:
@@ -63,7 +48,7 @@ def _check_header(name: str, value: str) -> None:
         raise ValueError(f"invalid header {name!r}: {value!r}")
 
 
-class _SessionHeaders(dict):  # type: ignore[type-arg]
+class _SessionHeaders(dict[str, str]):
     """Default headers of a session; any change runs `on_change` (the session drops its cached heads)."""
 
     __slots__ = ("_on_change",)
@@ -110,11 +95,12 @@ class HttpSession:
 
     __slots__ = (
         "factory", "recorder", "base_url", "_has_base", "_origin", "_base_path", "_keep_alive", "_pool",
-        "_owns_pool", "_heads", "_private", "_headers", "_cookies", "queued_us", "_ct", "_rt", "_max_body",
+        "_owns_pool", "_heads", "_private", "_headers", "_cookies", "_timing", "_ct", "_rt", "_max_body",
         "_max_redirects", "_user_agent", "_origins", "closed", "__weakref__",
     )
 
-    def __init__(self, factory: ClientFactory, base_url: str, keep_alive: bool, pool: Any, owns_pool: bool) -> None:
+    def __init__(self, factory: SessionFactory, base_url: str, keep_alive: bool, pool: Any, owns_pool: bool,
+                 timing: QueueDelay | None = None) -> None:
         settings = factory.settings
         self.factory = factory
         self.recorder = factory.recorder
@@ -122,7 +108,9 @@ class HttpSession:
         # without a base URL every path must be absolute; the placeholder origin is never used
         self._has_base = bool(self.base_url)
         base = getattr(factory, "base_origin", None)
-        self._origin, self._base_path = base(self.base_url) if base else _base_origin(self.base_url)
+        self._origin: Origin
+        self._base_path: str
+        self._origin, self._base_path = base(self.base_url) if base else base_origin(self.base_url)
         self._keep_alive = keep_alive
         self._pool = pool
         self._owns_pool = owns_pool
@@ -130,7 +118,7 @@ class HttpSession:
         self._heads: dict[Any, bytes] = self._shared_heads()
         self._headers: _SessionHeaders | None = None
         self._cookies: CookieJar | None = None
-        self.queued_us = 0
+        self._timing: QueueDelay | None = timing
         self._ct = settings.connect_timeout
         self._rt = settings.read_timeout
         self._max_body = settings.max_body
@@ -291,19 +279,13 @@ class HttpSession:
         resp = Response(status, head, rbody, latency_us, nbytes, error, origin.prefix, target, method, name)
         if truncated:
             resp.truncated = True
-        queued = self.queued_us
-        if queued:
-            self.queued_us = 0
+        timing = self._timing
+        queued = timing.take_queued_us() if timing is not None and timing.queued_us else 0
         if catch_response:
-            resp._pending = self
-            resp.queued_us = queued
+            resp.record_on_exit(self.recorder, queued)
             return resp
         self.recorder.record(method, name, latency_us, nbytes, error, queued)
         return resp
-
-    def _record(self, resp: Response) -> None:
-        """Record a catch_response response at the end of its with-block."""
-        self.recorder.record(resp.method, resp.name, resp.latency_us, resp.nbytes, resp.error, resp.queued_us)
 
     def _exchange(
         self, origin: Origin, wire: bytes, method: str, ct: float | None, rt: float | None, t0: float

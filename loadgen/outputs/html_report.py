@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from loadgen.outputs.json_report import atomic_write_text
-from loadgen.outputs.live import read_asset
+from loadgen.outputs.serving import read_asset
 
 MAX_ERRORS = 200
 Cell = tuple[str, str]  # (text, css class)

@@ -1,6 +1,6 @@
 """JUnit XML for CI: one test case per threshold and one per endpoint that had failed requests.
 
-Suites: ``loadgen.thresholds`` (a ``<failure>`` when the threshold failed), ``loadgen.endpoints`` (a
+Suites: ``loadgen.model.thresholds`` (a ``<failure>`` when the threshold failed), ``loadgen.endpoints`` (a
 ``<failure>`` listing the endpoint's top errors) and ``loadgen.run`` (the totals, plus a failing case when
 the script raised exceptions). Text is stripped of characters XML 1.0 cannot carry.
 """
@@ -57,10 +57,10 @@ def build_junit(report: dict) -> ET.Element:
     duration = _num(report.get("duration_s"))
     root = ET.Element("testsuites", {"name": "loadgen"})
 
-    thresholds = _suite(root, "loadgen.thresholds", report)
+    thresholds = _suite(root, "loadgen.model.thresholds", report)
     for t in report.get("thresholds") or []:
         expression = str(t.get("expression", ""))
-        case = _case(thresholds, "loadgen.thresholds", expression, duration)
+        case = _case(thresholds, "loadgen.model.thresholds", expression, duration)
         if not t.get("pass"):
             observed = t.get("observed")
             shown = "no data" if observed is None else f"{observed:.6g}" if isinstance(observed, float) else str(observed)

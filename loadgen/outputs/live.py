@@ -9,81 +9,12 @@ been published (or a grace period passed without one), then shut down.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import sys
 from typing import Any
 
-from loadgen.errors import UsageError
-
 log = logging.getLogger("loadgen.outputs")
 REPORT_GRACE = 15.0  # seconds the outputs wait for the report after close()
-
-
-def read_asset(name: str) -> str:
-    """A file shipped in loadgen/outputs/ (dashboard.html, report.html, charts.js)."""
-    from importlib import resources
-
-    return resources.files("loadgen.outputs").joinpath(name).read_text(encoding="utf-8")
-
-
-def parse_listen(option: str, value: str, example_port: int) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``PORT``, ``[::1]:PORT``) → ``(host, port)``; a one-line UsageError otherwise."""
-    text = (value or "").strip()
-    for prefix in ("http://", "tcp://"):
-        if text.startswith(prefix):
-            text = text[len(prefix):].rstrip("/")
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "127.0.0.1", text
-    host = host.strip()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not port.isdigit() or int(port) > 65535 or (sep and not host) or any(c in host for c in " /?#@"):
-        raise UsageError(f"{option} {value!r}: use HOST:PORT, e.g. {option} 127.0.0.1:{example_port}")
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    return host.startswith("127.") or host in ("localhost", "::1")
-
-
-def start_server(option: str, value: str, host: str, port: int, app: Any) -> Any:
-    """Bind and start a gevent WSGI server; errors (port in use, bad host) become one-line UsageErrors."""
-    from gevent.pywsgi import WSGIServer
-
-    server = WSGIServer((host, port), app, log=None, error_log=logging.getLogger("loadgen.outputs.http"))
-    try:
-        server.start()
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise UsageError(f"{option} {value}: cannot listen on {host}:{port} ({reason}): "
-                         "choose another address or port") from None
-    return server
-
-
-def server_url(server: Any) -> str:
-    host, port = server.address[:2]
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
-def to_json(value: Any) -> bytes:
-    """Strict, compact JSON (NaN/inf → null; unknown objects → str), UTF-8."""
-    return json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      default=str).encode("utf-8")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 class LiveOutputs:
@@ -93,36 +24,12 @@ class LiveOutputs:
         self.controller = controller
         self.outputs: list[Any] = []
         self.report: dict | None = None
-        self._prev_requests: dict[tuple[str, str], int] = {}
-        self._prev_elapsed = 0.0
         self._closing = False
         self._closed = False
         self._timer: Any = None
 
-    # ---- snapshots ---------------------------------------------------------------------------------------
-    def enrich(self, snapshot: dict) -> None:
-        """Add what the live outputs need and the aggregate does not compute: per-endpoint current req/s,
-        the wall-clock time of the tick (``ts``, for staleness checks), the state and the load model."""
-        elapsed = float(snapshot.get("elapsed", 0.0))
-        interval = max(1e-3, elapsed - self._prev_elapsed)
-        previous = self._prev_requests
-        current: dict[tuple[str, str], int] = {}
-        for row in snapshot.get("endpoints", ()):
-            key = (row["method"], row["name"])
-            current[key] = row["requests"]
-            row["rps"] = round((row["requests"] - previous.get(key, 0)) / interval, 1)
-        self._prev_requests = current
-        self._prev_elapsed = elapsed
-        controller = self.controller
-        if controller is not None:
-            snapshot["ts"] = round(controller.aggregate.started_at + elapsed, 3)
-            snapshot["model"] = "open" if controller.plan.open_model else "closed"
-            if controller.plan.open_model:
-                snapshot["rate"] = controller.plan.arrival_rate
-        snapshot["state"] = "running"
-
+    # ---- snapshots ----------------------------------------------------------------------------------------
     def on_snapshot(self, snapshot: dict) -> None:
-        self.enrich(snapshot)
         for output in self.outputs:
             try:
                 output.on_snapshot(snapshot)

@@ -16,7 +16,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from loadgen.outputs.live import is_loopback, parse_listen, server_url, start_server
+from loadgen.model.addresses import is_loopback
+from loadgen.outputs.serving import parse_listen, server_url, start_server
 from loadgen.stats.histogram import Histogram, bucket_value
 
 # Upper bounds in seconds of the exported latency buckets (cumulative; +Inf is added).

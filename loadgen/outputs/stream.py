@@ -12,8 +12,8 @@ from typing import Any
 import msgpack
 import zmq.green as zmq
 
-from loadgen.errors import UsageError
-from loadgen.outputs.live import parse_listen
+from loadgen.model.errors import UsageError
+from loadgen.outputs.serving import parse_listen
 
 TOPIC_SNAPSHOT = b"snapshot"
 TOPIC_REPORT = b"report"

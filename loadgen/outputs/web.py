@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 
 from gevent.event import Event
 
-from loadgen.outputs.live import is_loopback, parse_listen, read_asset, server_url, start_server, to_json
+from loadgen.model.addresses import is_loopback
+from loadgen.outputs.serving import parse_listen, read_asset, server_url, start_server, to_json
 
 log = logging.getLogger("loadgen.outputs.web")
 HISTORY_POINTS = 3600
@@ -69,7 +70,7 @@ class _Client:
         self.wake.set()
 
 
-class HttpError(Exception):
+class ApiError(Exception):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -141,7 +142,7 @@ class WebOutput:
                                           ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")])
                 return self._events()
             status, body, ctype = self._route(method, path, environ)
-        except HttpError as exc:
+        except ApiError as exc:
             status, body, ctype = exc.status, to_json({"error": str(exc)}), "application/json"
         except Exception as exc:  # noqa: BLE001 - answer 500, log the details
             log.debug("web API error on %s %s", method, path, exc_info=True)
@@ -170,19 +171,19 @@ class WebOutput:
                 return ok, to_json(self._history()), js
             if path == "/api/report":
                 if self.report_json is None:
-                    raise HttpError("409 Conflict", "the test is still running: the report comes at the end")
+                    raise ApiError("409 Conflict", "the test is still running: the report comes at the end")
                 return ok, self.report_json, js
             if path.startswith("/api/"):
-                raise HttpError("404 Not Found", f"no such endpoint: {path}")
-            raise HttpError("404 Not Found", "not found: the dashboard is at /")
+                raise ApiError("404 Not Found", f"no such endpoint: {path}")
+            raise ApiError("404 Not Found", "not found: the dashboard is at /")
         if method == "POST" and path in ("/api/users", "/api/rate", "/api/stop"):
             data = self._json_body(environ)
             if self.report_json is not None or self.controller.stop_requested.is_set():
-                raise HttpError("409 Conflict", "the test is over")
+                raise ApiError("409 Conflict", "the test is over")
             return ok, to_json(self._control(path, data)), js
         if path.startswith("/api/") or path == "/":
-            raise HttpError("405 Method Not Allowed", f"{method} is not allowed on {path}")
-        raise HttpError("404 Not Found", "not found")
+            raise ApiError("405 Method Not Allowed", f"{method} is not allowed on {path}")
+        raise ApiError("404 Not Found", "not found")
 
     def _history(self) -> dict:
         plan = self.controller.plan
@@ -199,25 +200,25 @@ class WebOutput:
     def _json_body(self, environ: dict) -> dict:
         ctype = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         if ctype != "application/json":
-            raise HttpError("415 Unsupported Media Type", "send Content-Type: application/json")
+            raise ApiError("415 Unsupported Media Type", "send Content-Type: application/json")
         origin = environ.get("HTTP_ORIGIN")
         if origin and origin != "null" and urlsplit(origin).netloc != environ.get("HTTP_HOST", ""):
-            raise HttpError("403 Forbidden", f"cross-origin request from {origin} refused")
+            raise ApiError("403 Forbidden", f"cross-origin request from {origin} refused")
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = -1
         if length < 0 or length > MAX_BODY:
-            raise HttpError("413 Content Too Large", f"body must be 0..{MAX_BODY} bytes")
+            raise ApiError("413 Content Too Large", f"body must be 0..{MAX_BODY} bytes")
         raw = environ["wsgi.input"].read(length) if length else b""
         if not raw.strip():
             return {}
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise HttpError("400 Bad Request", "body is not valid JSON") from None
+            raise ApiError("400 Bad Request", "body is not valid JSON") from None
         if not isinstance(data, dict):
-            raise HttpError("400 Bad Request", "body must be a JSON object")
+            raise ApiError("400 Bad Request", "body must be a JSON object")
         return data
 
     def _control(self, path: str, data: dict) -> dict:
@@ -227,13 +228,13 @@ class WebOutput:
             return {"ok": True, "stopping": True}
         if path == "/api/users":
             if controller.plan.open_model:
-                raise HttpError("409 Conflict", "this test runs the open model: POST /api/rate {\"rate\": R}")
+                raise ApiError("409 Conflict", "this test runs the open model: POST /api/rate {\"rate\": R}")
             users = _number(data, "users", int, 0, MAX_USERS, required=True)
             spawn_rate = _number(data, "spawn_rate", float, 0, None, required=False)
             controller.set_users(users, spawn_rate)
             return {"ok": True, "users": users, "spawn_rate": spawn_rate or controller.plan.spawn_rate}
         if not controller.plan.open_model:
-            raise HttpError("409 Conflict", "this test runs the closed model: POST /api/users {\"users\": N}")
+            raise ApiError("409 Conflict", "this test runs the closed model: POST /api/users {\"users\": N}")
         rate = _number(data, "rate", float, 0, None, required=True, allow_zero=True)
         controller.set_rate(rate)
         return {"ok": True, "rate": rate}
@@ -269,15 +270,15 @@ def _number(data: dict, key: str, kind: type, low: float, high: float | None, *,
     value = data.get(key)
     if value is None:
         if required:
-            raise HttpError("400 Bad Request", f"missing {key!r}")
+            raise ApiError("400 Bad Request", f"missing {key!r}")
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise HttpError("400 Bad Request", f"{key!r} must be a {'whole number' if kind is int else 'number'}")
+        raise ApiError("400 Bad Request", f"{key!r} must be a {'whole number' if kind is int else 'number'}")
     if not math.isfinite(value):
-        raise HttpError("400 Bad Request", f"{key!r} must be finite")
+        raise ApiError("400 Bad Request", f"{key!r} must be finite")
     value = kind(value)
     positive = kind is int or allow_zero
     if value < low or (not positive and value <= 0) or (high is not None and value > high):
         bound = f">= {low}" if positive else "> 0"
-        raise HttpError("400 Bad Request", f"{key!r} must be {bound}" + (f" and <= {high}" if high else ""))
+        raise ApiError("400 Bad Request", f"{key!r} must be {bound}" + (f" and <= {high}" if high else ""))
     return value

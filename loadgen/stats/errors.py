@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 MAX_ERRORS_PER_ENDPOINT = 50
 OTHER_ERRORS = "other errors"
@@ -87,20 +88,10 @@ class ErrorTable:
     def __len__(self) -> int:
         return len(self.counts)
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[dict[str, Any]]:
         """Rows for the report, most frequent first."""
         ordered = sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))
         return [
             {"method": method, "name": name, "error": message, "count": count}
             for (method, name, message), count in ordered
         ]
-
-    def to_list(self) -> list[list]:
-        return [[m, n, e, c] for (m, n, e), c in self.counts.items()]
-
-    @classmethod
-    def from_list(cls, rows: list, cap: int = MAX_ERRORS_PER_ENDPOINT) -> ErrorTable:
-        table = cls(cap)
-        for method, name, message, count in rows:
-            table.add(method, name, message, count, normalised=True)
-        return table

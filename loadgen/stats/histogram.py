@@ -8,6 +8,7 @@ width is at most 1/64 of its lower bound and its midpoint is within 0.8% of any 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 SUB_BITS = 7
 _LINEAR_LIMIT = 1 << SUB_BITS  # values below this are exact
@@ -87,7 +88,7 @@ class Histogram:
         """Add ``other``'s counts to this histogram."""
         if other.count == 0:
             return
-        if type(other) is SparseHistogram:
+        if isinstance(other, SparseHistogram):
             self.merge_sparse(other.buckets, other.bucket_counts, other.count, other.total, other.min, other.max)
             return
         if self.count == 0:
@@ -98,7 +99,7 @@ class Histogram:
 
     def merge_sparse(self, buckets: list[int], counts: list[int], count: int, total: int, low: int,
                      high: int) -> None:
-        """Add a histogram given in its wire form (see ``to_dict``) without building it."""
+        """Add a histogram given in its wire form (``stats.wire``) without building it."""
         if count == 0:
             return
         mine = self.counts
@@ -158,30 +159,6 @@ class Histogram:
                 break
         return result
 
-    def to_dict(self) -> dict:
-        """Plain data for msgpack: the non-empty buckets as two parallel lists."""
-        counts = self.counts
-        keys = [index for index, n in enumerate(counts) if n]
-        return {
-            "b": keys,
-            "c": [counts[k] for k in keys],
-            "n": self.count,
-            "s": self.total,
-            "lo": self.min,
-            "hi": self.max,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> Histogram:
-        hist = cls()
-        hist.merge_sparse(data["b"], data["c"], data["n"], data["s"], data["lo"], data["hi"])
-        return hist
-
-    def copy(self) -> Histogram:
-        other = Histogram()
-        other.merge(self)
-        return other
-
     def __len__(self) -> int:
         return self.count
 
@@ -191,7 +168,7 @@ class SparseHistogram:
 
     __slots__ = ("buckets", "bucket_counts", "count", "total", "min", "max")
 
-    def __init__(self, data: Mapping) -> None:
+    def __init__(self, data: Mapping[str, Any]) -> None:
         self.buckets: list[int] = data["b"]
         self.bucket_counts: list[int] = data["c"]
         self.count: int = data["n"]
@@ -202,13 +179,6 @@ class SparseHistogram:
     @property
     def mean(self) -> float:
         return self.total / self.count if self.count else 0.0
-
-    def to_dict(self) -> dict:
-        return {"b": self.buckets, "c": self.bucket_counts, "n": self.count, "s": self.total, "lo": self.min,
-                "hi": self.max}
-
-    def dense(self) -> Histogram:
-        return Histogram.from_dict(self.to_dict())
 
 
 def _rank(q: float, count: int) -> int:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from typing import Protocol
 
-from loadgen.stats.entry import Entry
+from loadgen.stats.endpoint import Entry
 from loadgen.stats.errors import ErrorTable
 from loadgen.stats.histogram import Histogram, SparseHistogram
 
@@ -48,43 +48,17 @@ class StatsDelta:
     def failures(self) -> int:
         return sum(e.failures for e in self.entries.values())
 
-    def to_dict(self) -> dict:
-        return {
-            "e": [entry.to_dict() for entry in self.entries.values()],
-            "x": self.errors.to_list(),
-            "k": self.counters,
-            "u": self.users,
-            "d": self.dropped,
-            "p": self.missed,
-            "cpu": self.cpu_percent,
-            "rss": self.rss_mb,
-            "t": self.t,
-            **({"T": self.total.to_dict()} if self.total is not None else {}),
-        }
 
-    @classmethod
-    def from_dict(cls, data: Mapping) -> StatsDelta:
-        delta = cls()
-        for raw in data["e"]:
-            entry = Entry.from_dict(raw, sparse=True)
-            delta.entries[(entry.method, entry.name)] = entry
-        delta.errors = ErrorTable.from_list(data["x"])
-        delta.counters = dict(data["k"])
-        delta.users = data["u"]
-        delta.dropped = data["d"]
-        delta.missed = data["p"]
-        delta.cpu_percent = data["cpu"]
-        delta.rss_mb = data["rss"]
-        delta.t = data["t"]
-        if "T" in data:
-            delta.total = SparseHistogram(data["T"])
-        return delta
+class CounterSource(Protocol):
+    """Process-wide counters the recorder diffs into each delta (the client's connection counters)."""
+
+    def snapshot(self) -> dict[str, int]: ...
 
 
 class Recorder:
     """Collects every request of this process. ``record`` is the hot path: a few integer operations."""
 
-    def __init__(self, open_model: bool = False, counters: object | None = None) -> None:
+    def __init__(self, open_model: bool = False, counters: CounterSource | None = None) -> None:
         self.open_model = open_model
         self._counters = counters
         self._last_counters: dict[str, int] = counters.snapshot() if counters is not None else {}

@@ -1,0 +1,269 @@
+"""Command line: ``loadgen run | master | worker | target | keys``. Parses, validates, hands over."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from loadgen.app.config import load_config
+from loadgen.model.durations import parse_duration
+from loadgen.model.errors import EXIT_USAGE, CommandError
+
+F = Callable[..., Any]
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()
+
+
+def _opt(*decls: str, **kwargs: Any) -> F:
+    """A click option that also reads LOADGEN_<NAME> from the environment."""
+    name = next(d for d in decls if d.startswith("--")).lstrip("-").split("/")[0]
+    kwargs.setdefault("envvar", "LOADGEN_" + name.upper().replace("-", "_"))
+    kwargs.setdefault("show_default", "default" in kwargs and not kwargs.get("is_flag"))
+    return click.option(*decls, **kwargs)
+
+
+def _apply(options: list[F]) -> F:
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+SCRIPT_OPTIONS = [
+    _opt("-f", "--file", "file", type=str, help="Script defining user classes (a .py file or package)."),
+    _opt("-H", "--host", type=str, help="Base URL of the target, e.g. https://127.0.0.1:8443."),
+]
+LOAD_OPTIONS = [
+    _opt("-u", "--users", type=click.IntRange(min=0, max=10_000_000), default=1, help="Number of concurrent users."),
+    _opt("-r", "--spawn-rate", type=click.FloatRange(min=0, min_open=True), default=1.0,
+         help="Users started per second."),
+    _opt("-t", "--run-time", type=DURATION, default=None, help="Stop after this long: 30s, 5m, 1h30m."),
+    _opt("--stop-timeout", type=DURATION, default=10.0, help="How long users get to finish their task at stop."),
+    _opt("--exit-code-on-error", type=int, default=1, help="Exit status when requests failed."),
+    _opt("--arrival-rate", type=click.FloatRange(min=0), default=None,
+         help="Open model: iterations started per second, whatever the response times."),
+    _opt("--max-users", type=click.IntRange(min=1), default=None, help="Open model: the user pool's size."),
+    _opt("--pre-allocate", type=click.IntRange(min=0), default=0, help="Open model: users created up front."),
+    _opt("--stages", type=str, default=None, help="Ramp plan, e.g. 30s:100,2m:100,30s:0."),
+    _opt("--threshold", "thresholds", multiple=True, type=str,
+         help="Pass/fail rule, repeatable: p99<300ms, error_rate<0.01, rps>1000, name=/cart:p95<200ms."),
+    _opt("--abort-on-threshold", is_flag=True, default=False, help="Stop as soon as a threshold fails."),
+]
+CLIENT_OPTIONS = [
+    _opt("--insecure", is_flag=True, default=False, help="Do not verify TLS certificates."),
+    _opt("--ca-bundle", type=click.Path(exists=True, dir_okay=False), default=None, help="Extra CA certificates (PEM)."),
+    _opt("--client-cert", type=click.Path(exists=True, dir_okay=False), default=None, help="Client certificate (PEM)."),
+    _opt("--client-key", type=click.Path(exists=True, dir_okay=False), default=None, help="Client key (PEM)."),
+    _opt("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, help="Seconds."),
+    _opt("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, help="Seconds."),
+    _opt("--no-tls-resume", "no_tls_resume", is_flag=True, default=False, help="Full TLS handshake on every connect."),
+    _opt("--pool", type=str, default=None, help="Connections: 'user' (one keep-alive per user) or 'shared:N'."),
+    _opt("--dns-ttl", type=click.FloatRange(min=0), default=300.0, help="DNS cache TTL in seconds; 0 = off."),
+    _opt("--dns-select", type=click.Choice(["first", "random", "round-robin"]), default="round-robin",
+         help="Which address of a name each new connection uses."),
+    _opt("--dns-ipv6", is_flag=True, default=False, help="Prefer IPv6 addresses."),
+    _opt("--dns-server", type=str, default=None, help="Resolve through this DNS server, HOST:PORT."),
+    _opt("--stall-timeout", type=DURATION, default=30.0, help="Report users stuck in one task this long."),
+    _opt("--max-rss", type=click.FloatRange(min=1), default=None, help="Stop spawning above this RSS (MB)."),
+    _opt("--max-blocking", type=click.FloatRange(min=0), default=0.5,
+         help="Report calls that block the event loop this many seconds; 0 = off."),
+]
+OUTPUT_OPTIONS = [
+    _opt("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here."),
+    _opt("--csv", "csv_prefix", type=str, default=None, help="Write PREFIX_stats/errors/timeline.csv."),
+    _opt("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="Write an HTML report here."),
+    _opt("--junit", "junit_path", type=click.Path(dir_okay=False), default=None,
+         help="Write a JUnit XML report here (thresholds and failing endpoints as test cases)."),
+    _opt("--stream", type=str, default=None, help="Publish live snapshots on ZeroMQ PUB, e.g. tcp://127.0.0.1:5558."),
+    _opt("--web", type=str, default=None, help="Serve the live dashboard and web API on HOST:PORT, e.g. 127.0.0.1:8089."),
+    _opt("--prometheus", type=str, default=None, help="Serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9646."),
+    _opt("-q", "--quiet", is_flag=True, default=False, help="No live output; the summary only."),
+    _opt("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+         default="warning", help="Logging verbosity."),
+]
+
+
+def _test_options(params: dict[str, Any]) -> Any:
+    from loadgen.model.options import TestOptions
+
+    _setup_logging(params.pop("log_level", "warning"))
+    params["tls_resume"] = not params.pop("no_tls_resume", False)
+    params["user_classes"] = tuple(params.pop("user_classes", ()))
+    params["thresholds"] = tuple(params.get("thresholds", ()))
+    return TestOptions.from_dict(params)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, envvar="LOADGEN_CONFIG",
+              help="Options file (default: ./loadgen.toml or [tool.loadgen] in ./pyproject.toml).")
+@click.version_option(package_name="loadgen")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """loadgen: distributed load generation for HTTP(S) services."""
+    defaults = load_config(config_path)
+    ctx.default_map = {name: defaults for name in ("run", "master", "worker")}
+
+
+@cli.command()
+@_apply(SCRIPT_OPTIONS + LOAD_OPTIONS + CLIENT_OPTIONS + OUTPUT_OPTIONS)
+@click.argument("user_classes", nargs=-1)
+def run(**params: Any) -> None:
+    """Run a load test in this process."""
+    from loadgen.control.local import run_local
+
+    sys.exit(run_local(_test_options(params)))
+
+
+MASTER_OPTIONS = [
+    _opt("--bind", default="0.0.0.0:5557", help="Address workers connect to, HOST:PORT."),
+    _opt("--expect-workers", type=click.IntRange(min=1), default=1, help="Workers to wait for before starting."),
+    _opt("--expect-workers-timeout", type=DURATION, default=60.0, help="How long to wait for them."),
+    _opt("--heartbeat-interval", type=DURATION, default=1.0, help="Seconds between heartbeats, both ways."),
+    _opt("--heartbeat-timeout", type=DURATION, default=3.0, help="A worker silent this long is lost."),
+    _opt("--curve-secret-key", type=str, default=None, help="Master's CURVE keypair (.key_secret)."),
+    _opt("--curve-allow", type=str, default=None, help="Directory of allowed worker public keys (*.key)."),
+]
+
+
+@cli.command()
+@_apply(SCRIPT_OPTIONS + LOAD_OPTIONS + CLIENT_OPTIONS + OUTPUT_OPTIONS + MASTER_OPTIONS)
+@click.argument("user_classes", nargs=-1)
+def master(**params: Any) -> None:
+    """Coordinate workers: distribute users, watch their health, merge their statistics."""
+    from loadgen.control.remote import FleetOptions, run_master
+    from loadgen.fleet.security import CurveKeys
+
+    names = ("bind", "expect_workers", "expect_workers_timeout", "heartbeat_interval", "heartbeat_timeout")
+    fleet = {name: params.pop(name) for name in names}
+    secret_key, allow = params.pop("curve_secret_key"), params.pop("curve_allow")
+    keys = None
+    if secret_key:
+        keys = CurveKeys.for_master(secret_key, allow)
+    elif allow:
+        raise click.UsageError("--curve-allow needs --curve-secret-key (the master's keypair)")
+    options = _test_options(params)
+    sys.exit(run_master(options, FleetOptions(**fleet, keys=keys)))
+
+
+@cli.command()
+@_opt("--master", "master_address", required=True, help="The master: HOST or HOST:PORT (port 5557 by default).")
+@_opt("-f", "--file", "file", type=str, default=None, help="Use this script instead of the master's.")
+@_opt("--processes", type=str, default="1", help="Worker processes on this machine: a number or 'auto' (one per core).")
+@_opt("--stay", is_flag=True, default=False, help="Stay connected for the next test instead of exiting.")
+@_opt("--heartbeat-interval", type=DURATION, default=1.0, help="Seconds between heartbeats.")
+@_opt("--master-timeout", type=DURATION, default=10.0, help="Stop users when the master is silent this long.")
+@_opt("--curve-secret-key", type=str, default=None, help="This worker's CURVE keypair (.key_secret).")
+@_opt("--curve-master-key", type=str, default=None, help="The master's public key (.key).")
+@_opt("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+      default="warning", help="Logging verbosity.")
+def worker(master_address: str, file: str | None, processes: str, stay: bool, heartbeat_interval: float,
+           master_timeout: float, curve_secret_key: str | None, curve_master_key: str | None, log_level: str) -> None:
+    """Generate load for a master."""
+    from loadgen.fleet.link import parse_master_address
+    from loadgen.fleet.security import CurveKeys
+    from loadgen.fleet.supervisor import group_size, parse_processes, supervise
+    from loadgen.fleet.worker import Worker
+
+    _setup_logging(log_level)
+    parse_master_address(master_address)
+    count = parse_processes(processes)
+    if bool(curve_secret_key) != bool(curve_master_key):
+        raise click.UsageError("CURVE needs both --curve-secret-key and --curve-master-key")
+    keys = CurveKeys.for_worker(curve_secret_key, curve_master_key) if curve_secret_key and curve_master_key \
+        else None
+    if file is not None:
+        from loadgen.script.loader import load_script
+
+        load_script(file)  # fail fast on a broken script
+    if count > 1:
+        sys.exit(supervise(count, sys.argv))
+    sys.exit(Worker(master_address, script_path=file, heartbeat_interval=heartbeat_interval,
+                    master_timeout=master_timeout, stay=stay, keys=keys, processes=group_size()).run())
+
+
+@cli.group()
+def keys() -> None:
+    """CURVE keys for encrypted, authenticated master/worker links."""
+
+
+@keys.command("generate")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--name", default="loadgen", show_default=True, help="Key name: NAME.key and NAME.key_secret.")
+def keys_generate(directory: str, name: str) -> None:
+    """Write a keypair into DIRECTORY."""
+    from loadgen.fleet.security import generate_keys
+
+    public, secret = generate_keys(directory, name)
+    click.echo(f"public key: {public}\nsecret key: {secret} (keep it private)")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port.")
+@click.option("--tls", is_flag=True, help="Serve HTTPS with a generated self-signed certificate.")
+@click.option("--certfile", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True)
+def target(host: str, port: int, tls: bool, certfile: str | None, keyfile: str | None, processes: int) -> None:
+    """Serve the built-in test target (/, /status/N, /delay/MS, /bytes/N, /stall, ...)."""
+    from loadgen.target import serve
+
+    serve(host=host, port=port, tls=tls, certfile=certfile, keyfile=keyfile, processes=processes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: errors are one line on stderr and a documented exit status."""
+    prog = "loadgen"
+    try:
+        cli.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.exceptions.NoSuchOption as exc:
+        _fail(f"{exc.format_message()} (see '{_command_path(exc)} --help')", EXIT_USAGE)
+    except click.UsageError as exc:
+        _fail(f"{exc.format_message()} (see '{_command_path(exc)} --help')", EXIT_USAGE)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except CommandError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug in loadgen: one line, details in the debug log
+        logging.getLogger("loadgen").debug("internal error", exc_info=True)
+        _fail(f"internal error: {type(exc).__name__}: {exc} (run with --log-level debug for details)", 70)
+    sys.exit(0)
+
+
+def _command_path(exc: click.UsageError) -> str:
+    return exc.ctx.command_path if exc.ctx is not None else "loadgen"
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"loadgen: error: {message}", err=True)
+    sys.stdout.flush()
+    os._exit(code) if code == 130 else sys.exit(code)

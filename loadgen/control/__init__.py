@@ -1,0 +1,1 @@
+"""One test over a fleet: the controller, local and distributed runs, reports."""

@@ -1,0 +1,234 @@
+"""Drives one test over a fleet (this process, or remote workers): targets over time, a tick every
+second, stop on time, signal or threshold, then the report. ``loadgen run`` and ``loadgen master`` share it."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gevent
+from gevent.event import Event
+
+from loadgen.control.clock import Clock, MonotonicClock
+from loadgen.model.errors import EXIT_OK, EXIT_THRESHOLDS
+from loadgen.model.notices import Notice
+from loadgen.model.plan import TestPlan
+from loadgen.model.schedules import Schedule, Steady
+from loadgen.model.targets import LoadTarget, RateTarget, UsersTarget
+from loadgen.model.thresholds import evaluate
+from loadgen.stats.aggregate import Aggregate
+from loadgen.stats.recorder import StatsDelta
+from loadgen.stats.report import Report
+from loadgen.stats.snapshot import Snapshot, TickContext
+
+RAMP_STEP = 0.2  # seconds between updates of a ramping target
+
+
+
+class Fleet(Protocol):
+    """Whatever generates the load: the local runner or the master's workers."""
+
+    def apply(self, target: LoadTarget) -> None:
+        """Move towards this target (users or rate), from now on."""
+        ...
+
+    def collect(self) -> list[tuple[str, StatsDelta]]:
+        """Deltas measured since the last call, by worker id (the master merges its own on arrival)."""
+        ...
+
+    def check(self) -> list[Notice]:
+        """Once a second: what the fleet has to say (health, limits, stuck users)."""
+        ...
+
+    def stop(self, timeout: float) -> None:
+        """Stop every user, giving busy ones ``timeout`` seconds; returns once the last numbers are in."""
+        ...
+
+    def force_stop(self) -> None:
+        """End a ``stop()`` in progress now (a second Ctrl-C)."""
+        ...
+
+
+class Controller:
+    """One test from start to report. The plan is read, never changed; live changes replace the schedule."""
+
+    def __init__(self, plan: TestPlan, fleet: Fleet, aggregate: Aggregate, schedule: Schedule | None = None,
+                 on_snapshot: Callable[[Snapshot], None] | None = None, options: dict[str, Any] | None = None,
+                 clock: Clock | None = None) -> None:
+        self.plan = plan
+        self.options = options or {}
+        self.fleet = fleet
+        self.aggregate = aggregate
+        self.schedule: Schedule = schedule if schedule is not None else Steady(plan.initial_target())
+        self.clock: Clock = clock if clock is not None else MonotonicClock()
+        self.stop_requested = Event()
+        self.stop_reason = ""
+        self.stop_timeout = plan.stop_timeout
+        self.target: LoadTarget = plan.initial_target()
+        self.listeners: list[Callable[[Snapshot], None]] = [on_snapshot] if on_snapshot is not None else []
+        self._signals = 0
+        self._applied: LoadTarget | None = None
+
+    # ---- control -----------------------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stopped") -> None:
+        if not self.stop_requested.is_set():
+            self.stop_reason = reason
+            self.stop_requested.set()
+
+    def force_stop(self) -> None:
+        """Stop now: busy users are not waited for (a second Ctrl-C)."""
+        self.stop_timeout = 0.0
+        self.request_stop("forced")
+        self.fleet.force_stop()
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int) -> None:
+            self._signals += 1
+            if self._signals == 1:
+                self.request_stop(f"signal {signal.Signals(signum).name}")
+            else:
+                self.force_stop()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            gevent.signal_handler(signum, handle, signum)
+
+    def set_users(self, users: int, spawn_rate: float | None = None) -> None:
+        """Hold ``users`` from now on (web API, embedding); a stage plan or shape gives way, the test goes on."""
+        self._replace_schedule(UsersTarget(users, spawn_rate or self.plan.spawn_rate))
+
+    def set_rate(self, rate: float) -> None:
+        """Hold an arrival rate from now on; a stage plan or shape gives way, the test goes on."""
+        self._replace_schedule(RateTarget(rate))
+
+    def _replace_schedule(self, target: LoadTarget) -> None:
+        self.schedule = Steady(target)
+        self._apply(target)
+
+    # ---- the loop ----------------------------------------------------------------------------------------
+    def run(self) -> Report:
+        """Run the test; returns the report dict (with thresholds evaluated)."""
+        plan = self.plan
+        aggregate = self.aggregate
+        clock = self.clock
+        aggregate.restart_clock()
+        aggregate.target_users = plan.users if not plan.open_model else plan.max_users
+        first = self._scheduled(0.0)
+        self._apply(first if first is not None else plan.initial_target())
+        next_tick = clock.now() + 1.0
+        while not self.stop_requested.is_set():
+            now = clock.now()
+            wake = min(next_tick, now + RAMP_STEP) if self.schedule.ramps else next_tick
+            if clock.wait(self.stop_requested, wake - now):
+                break
+            elapsed = aggregate.elapsed()
+            target = self._scheduled(elapsed)
+            if target is None:
+                self.request_stop(self.stop_reason or "load shape finished")
+                break
+            self._apply(target)
+            if clock.now() < next_tick:
+                continue
+            next_tick += 1.0
+            self._tick()
+            if plan.run_time is not None and elapsed >= plan.run_time - 0.05:
+                self.request_stop("run time reached")
+                break
+            if plan.abort_on_threshold and plan.thresholds:
+                failed = [r for r in evaluate(list(plan.thresholds), aggregate.report()) if not r["pass"]]
+                if failed:
+                    self.request_stop(f"threshold failed: {failed[0]['expression']}")
+        self.fleet.stop(self.stop_timeout)
+        self._merge(self.fleet.collect())
+        aggregate.finish()
+        self._model_warnings()
+        self._connection_warnings()
+        aggregate.tick(self._context())
+        return self.report()
+
+    def _scheduled(self, elapsed: float) -> LoadTarget | None:
+        """The schedule's target; a script's shape that fails ends the test with a warning, not a traceback."""
+        try:
+            return self.schedule.target_at(elapsed)
+        except Exception as exc:  # noqa: BLE001 - a broken shape is the script's error, reported as data
+            self.aggregate.warn("script", f"the load shape failed at {elapsed:.1f} s: {type(exc).__name__}: "
+                                f"{exc}; the test stopped", key="shape")
+            self.stop_reason = "load shape failed"
+            return None
+
+    def _merge(self, deltas: list[tuple[str, StatsDelta]]) -> None:
+        for worker_id, delta in deltas:
+            self.aggregate.add_delta(worker_id, delta)
+
+    def _tick(self) -> None:
+        self._merge(self.fleet.collect())
+        for notice in self.fleet.check():
+            self.aggregate.notify(notice)
+        self._model_warnings()
+        snapshot = self.aggregate.tick(self._context())
+        for listener in self.listeners:
+            try:
+                listener(snapshot)
+            except Exception:  # noqa: BLE001 - an output must never stop a test
+                pass
+
+    def _context(self) -> TickContext:
+        """What only the controller knows for a snapshot: the model, its current rate, the planned run time."""
+        target = self.target
+        rate = target.rate if isinstance(target, RateTarget) else None
+        return TickContext(model="open" if rate is not None else "closed", rate=rate, run_time=self.plan.run_time)
+
+    def _model_warnings(self) -> None:
+        """Say when the load asked for could not be delivered."""
+        aggregate = self.aggregate
+        if aggregate.missed:
+            aggregate.warn("pacing", "tasks took longer than their pacing interval: "
+                           f"{aggregate.missed} scheduled starts were missed so far (timeline 'missed'); "
+                           "add users or lengthen the interval", key="pacing")
+        if aggregate.dropped:
+            aggregate.warn("dropped", f"{aggregate.dropped} iterations could not start within 1 s of their "
+                           "intended time because every user was busy (timeline 'dropped'); raise --max-users",
+                           key="dropped")
+
+    def _connection_warnings(self) -> None:
+        counters = self.aggregate.counters
+        requests = counters.get("requests", 0)
+        # every user's first connection is unavoidable; reconnects are the cost worth a warning
+        reconnects = counters.get("opened", 0) - max(self.aggregate.peak_users, self.aggregate.users)
+        if requests >= 20 and reconnects > requests / 2:
+            self.aggregate.warn(
+                "connections",
+                f"{counters['opened']} connections were opened for {requests} requests: each one costs a TCP "
+                "connect (and a TLS handshake over HTTPS); keep connections alive unless that is the point",
+                key="connections")
+
+    def _apply(self, target: LoadTarget) -> None:
+        if target == self._applied:
+            return
+        if isinstance(target, UsersTarget) and self.schedule.ramps:
+            # a linear ramp is applied in small steps: let each step land within its step
+            previous = self._applied.users if isinstance(self._applied, UsersTarget) else target.users
+            spawn_rate = max(target.spawn_rate, abs(target.users - previous) / RAMP_STEP + 1)
+            self.aggregate.target_users = max(self.aggregate.target_users, target.users)
+            sent: LoadTarget = UsersTarget(target.users, spawn_rate)
+        else:
+            if isinstance(target, UsersTarget):
+                self.aggregate.target_users = target.users
+            sent = target
+        self._applied = target
+        self.target = target
+        self.fleet.apply(sent)
+
+    def report(self) -> Report:
+        report = self.aggregate.report(options=self.options)
+        if self.plan.thresholds:
+            report["thresholds"] = evaluate(list(self.plan.thresholds), report)
+        report["stop_reason"] = self.stop_reason
+        return report
+
+    def exit_code(self, report: Report) -> int:
+        if any(not t["pass"] for t in report.get("thresholds", [])):
+            return EXIT_THRESHOLDS
+        if report["totals"]["failures"] or any(e["method"] == "EXCEPTION" for e in report["errors"]):
+            return self.plan.exit_code_on_error
+        return EXIT_OK

@@ -1,0 +1,62 @@
+"""What ``loadgen run`` and ``loadgen master`` share around the controller: plan, outputs, reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loadgen.control.controller import Controller, Fleet, Report
+from loadgen.model.options import TestOptions
+from loadgen.model.plan import TestPlan
+from loadgen.model.schedules import Schedule, StageRamp, Steady
+from loadgen.outputs import ConsoleOutput, write_reports
+from loadgen.outputs.live import attach_outputs
+from loadgen.script.loader import Script, load_script
+from loadgen.script.shapes import ShapeSchedule
+from loadgen.stats.aggregate import Aggregate
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated test: its plan, the loaded script and the schedule of targets."""
+
+    plan: TestPlan
+    script: Script
+    schedule: Schedule
+
+
+def prepare(options: TestOptions) -> Prepared:
+    """Validate the options, load the script, and choose the schedule (--stages, else the script's shape)."""
+    options.validate()
+    plan = options.plan()
+    script = load_script(options.file or "", options.user_classes)
+    schedule: Schedule
+    if plan.stages:
+        schedule = StageRamp(plan.stages, plan.open_model, plan.spawn_rate)
+    elif script.shape is not None:
+        schedule = ShapeSchedule(script.shape, plan.open_model, plan.spawn_rate)
+    else:
+        schedule = Steady(plan.initial_target())
+    return Prepared(plan, script, schedule)
+
+
+def execute(options: TestOptions, prepared: Prepared, fleet: Fleet, aggregate: Aggregate,
+            run: Callable[[Controller], Report], console: ConsoleOutput | None = None,
+            cleanup: Callable[[], None] | None = None) -> int:
+    """Run the test through ``run(controller)``, then write every report; returns the exit code."""
+    console = console or ConsoleOutput(quiet=options.quiet)
+    controller = Controller(prepared.plan, fleet, aggregate, schedule=prepared.schedule,
+                            on_snapshot=console.on_snapshot, options=options.for_report())
+    controller.install_signal_handlers()
+    outputs = attach_outputs(controller, options)
+    try:
+        report = run(controller)
+    finally:
+        if cleanup is not None:
+            cleanup()
+        outputs.close()
+    write_reports(report, json_path=options.json_path, csv_prefix=options.csv_prefix, html_path=options.html_path,
+                  junit_path=options.junit_path)
+    outputs.on_report(report)
+    console.on_report(report)
+    return controller.exit_code(report)

@@ -1,0 +1,1 @@
+"""Load generation in one process: runner, load models, environment, self-monitoring, stalls."""

@@ -1,0 +1,203 @@
+"""Everything one load-generating process holds: recorder, client factory, runner, self-monitoring."""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Mapping
+from typing import Any
+
+from loadgen.client.counters import COUNTERS
+from loadgen.client.factory import ClientFactory
+from loadgen.client.settings import ClientSettings
+from loadgen.engine.monitor import BlockingMonitor, ProcessMonitor
+from loadgen.engine.runner import Runner
+from loadgen.engine.stalls import StallWatch
+from loadgen.model.errors import UsageError
+from loadgen.model.health import CpuWatch, cpu_notice
+from loadgen.model.notices import Notice
+from loadgen.model.options import TestOptions, check_host, parse_pool
+from loadgen.model.plan import TestPlan
+from loadgen.script.users import HttpUser, User, UserContext
+from loadgen.stats.recorder import Recorder, StatsDelta
+
+PORT_RANGE_PATH = "/proc/sys/net/ipv4/ip_local_port_range"
+
+
+
+class Environment:
+    """One process's load generation, driven by a controller (local) or a master (worker)."""
+
+    def __init__(self, user_classes: Mapping[str, type[User]], options: TestOptions, open_model: bool = False,
+                 worker_id: str = "local", watch_cpu: bool = True) -> None:
+        _check_hosts(user_classes, options.host)
+        self.options = options
+        self.watch_cpu = watch_cpu  # a worker's CPU is watched by its master, from its heartbeats
+        self.worker_id = worker_id
+        self.recorder = Recorder(open_model=open_model, counters=COUNTERS)
+        try:
+            settings = client_settings(options)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        self.client_factory = ClientFactory(settings, self.recorder)
+        self.context = UserContext(self.recorder, self.client_factory, options.host)
+        self.runner = Runner(user_classes, self.context, options.stop_timeout)
+        self.monitor = ProcessMonitor()
+        self.watchdog = StallWatch(self.runner.running, options.stall_timeout, worker_id)
+        self.blocking: BlockingMonitor | None = None
+        self._cpu = CpuWatch()
+        self._max_users: int | None = None
+        self._pre_allocate = 0
+        self._rss_stopped = False
+
+    def preflight(self, plan: TestPlan) -> list[Notice]:
+        """Raise the open-files limit; warnings ``(kind, message, key)`` when the plan cannot fit in it."""
+        warnings: list[Notice] = []
+        self._max_users = plan.max_users
+        self._pre_allocate = plan.pre_allocate
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+                soft = hard
+            except (ValueError, OSError):
+                pass
+        planned = plan.planned_users()
+        sockets = self._planned_connections(planned)
+        if sockets + 64 > soft:
+            warnings.append(Notice(
+                "limits",
+                f"{planned} users need about {sockets} sockets but this process may open only {soft} files: "
+                f"raise the limit (ulimit -n / LimitNOFILE) or spread users over more worker processes",
+                f"nofile:{self.worker_id}",
+            ))
+        warnings.extend(self._port_range_warnings(planned))
+        warnings.extend(_patching_warnings(self.worker_id))
+        self.blocking = BlockingMonitor.enable(getattr(self.options, "max_blocking", 0.5) or 0.0)
+        return warnings
+
+    def _planned_connections(self, planned: int) -> int:
+        """Connections ``planned`` users hold: one each, or at most N per origin with ``--pool shared:N``."""
+        pool = self.options.pool or "user"
+        if pool.startswith("shared"):
+            _, _, size = pool.partition(":")
+            return min(planned, int(size) if size.isdigit() else 10)
+        return planned
+
+    def _port_range_warnings(self, planned: int) -> list[Notice]:
+        """Each connection to one target address needs its own local port from the ephemeral range."""
+        try:
+            with open(PORT_RANGE_PATH) as handle:
+                low, high = (int(part) for part in handle.read().split()[:2])
+        except (OSError, ValueError):
+            return []
+        ports = high - low + 1
+        connections = self._planned_connections(planned)
+        if connections <= ports * 0.8:
+            return []
+        return [Notice(
+            "limits",
+            f"about {connections} connections to one target need as many local ports but the ephemeral port "
+            f"range {low}-{high} has {ports} (closed connections also hold theirs for about 60 s in TIME_WAIT): "
+            f"widen it with sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\", use --pool shared:N, "
+            f"or spread users over more machines",
+            f"ports:{self.worker_id}",
+        )]
+
+    def set_rate(self, rate: float) -> None:
+        self.runner.set_rate(rate, self._max_users or 1000, self._pre_allocate)
+
+    def flush(self) -> StatsDelta:
+        cpu, rss = self.monitor.sample()
+        delta = self.recorder.flush()
+        self.watchdog.progress(delta.requests)
+        delta.cpu_percent = cpu
+        delta.rss_mb = rss
+        return delta
+
+    def check(self, label: str = "this process") -> list[Notice]:
+        """Self-monitoring warnings ``(kind, message, key)``: CPU saturation, memory ceiling, stuck users,
+        a blocked event loop (docs/robustness.md)."""
+        warnings: list[Notice] = self.watchdog.check(label)
+        if self.blocking is not None:
+            warnings.extend(self._blocking_warnings(label))
+        if self.watch_cpu and self._cpu.observe(self.monitor.cpu_percent):
+            warnings.append(cpu_notice(label, f"cpu:{self.worker_id}"))
+        max_rss = self.options.max_rss
+        if max_rss and self.monitor.rss_mb > max_rss and not self._rss_stopped:
+            self._rss_stopped = True
+            self.runner.spawning_paused = True
+            warnings.append(Notice(
+                "memory",
+                f"{label} uses {self.monitor.rss_mb:.0f} MB, above --max-rss {max_rss:.0f} MB: spawning stopped",
+                f"memory:{self.worker_id}",
+            ))
+        return warnings
+
+    def _blocking_warnings(self, label: str) -> list[Notice]:
+        assert self.blocking is not None
+        warnings = []
+        for seconds, where in self.blocking.drain():
+            place = str(where)
+            on = "" if label == "this process" else f" on {label}"
+            warnings.append(Notice(
+                "blocking",
+                f"event loop{on} blocked {seconds:.1f} s at {place}: a call that never yields stalls every user; "
+                "use a gevent-friendly library or gevent.get_hub().threadpool",
+                "blocking:" + place,
+            ))
+        return warnings
+
+    def stop(self, timeout: float) -> None:
+        self.runner.stop(timeout)
+
+    def close(self) -> None:
+        self.client_factory.close_all()
+
+
+def client_settings(options: TestOptions) -> ClientSettings:
+    """The client's settings for a test's options."""
+    pool, pool_size = parse_pool(options.pool) if options.pool else ("user", 10)
+    return ClientSettings(
+        insecure=options.insecure, ca_bundle=options.ca_bundle, client_cert=options.client_cert,
+        client_key=options.client_key, connect_timeout=options.connect_timeout, read_timeout=options.read_timeout,
+        tls_resume=options.tls_resume, dns_ttl=options.dns_ttl, dns_select=options.dns_select,
+        dns_ipv6=options.dns_ipv6, dns_server=options.dns_server, pool=pool, pool_size=pool_size,
+    )
+
+
+def _patching_warnings(worker_id: str) -> list[Notice]:
+    """Modules imported before gevent patched (recorded by loadgen.app.entry), or no patching at all."""
+    from gevent import monkey
+
+    from loadgen.engine import patching
+
+    warnings = []
+    if not monkey.is_module_patched("socket"):
+        warnings.append(Notice(
+            "patching",
+            "gevent has not patched socket in this process: users block each other; call "
+            "gevent.monkey.patch_all() before importing anything else (the loadgen command does it)",
+            "unpatched",
+        ))
+    if patching.EARLY_IMPORTS:
+        names = ", ".join(patching.EARLY_IMPORTS)
+        warnings.append(Notice(
+            "patching",
+            f"imported before gevent patched: {names}; their calls may block every user (e.g. via "
+            "sitecustomize, PYTHONSTARTUP or an embedding application): import them after loadgen starts",
+            "early:" + names,
+        ))
+    for text in patching.PATCH_WARNINGS:
+        warnings.append(Notice("patching", f"gevent: {text}", "gevent:" + text[:80]))
+    return warnings
+
+
+def _check_hosts(user_classes: Mapping[str, Any], host: str | None) -> None:
+    if host:
+        check_host(host)
+        return
+    for name, cls in user_classes.items():
+        if issubclass(cls, HttpUser):
+            if not cls.host:
+                raise UsageError(f"{name} has no host: pass -H/--host http://HOST:PORT or set `host` on the class")
+            check_host(cls.host)

@@ -1,0 +1,212 @@
+"""Runs users in this process: spawns and stops them at a rate towards per-class targets (closed model),
+or hands iterations to the arrival scheduler (open model). The same runner serves ``loadgen run`` and
+every worker process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import gevent
+
+from loadgen.engine.arrivals import ArrivalScheduler
+from loadgen.engine.user_calls import UserRecord, run_task, start_user, stop_user
+from loadgen.model.dispatch import class_counts
+from loadgen.script.pacing import Pacing, phase, wait_seconds
+from loadgen.script.users import User, UserContext
+
+SPAWN_TICK = 0.05
+
+
+class Runner:
+    """Holds the users of one process and moves them towards a target."""
+
+    def __init__(self, user_classes: Mapping[str, type[User]], context: UserContext,
+                 stop_timeout: float = 10.0) -> None:
+        self.user_classes = dict(user_classes)
+        self.context = context
+        self.recorder = context.recorder
+        self.stop_timeout = stop_timeout
+        self.records: dict[str, list[UserRecord]] = {name: [] for name in self.user_classes}
+        self.target: dict[str, int] = dict.fromkeys(self.user_classes, 0)
+        self.spawn_rate = 1.0
+        self.spawned_total: dict[str, int] = dict.fromkeys(self.user_classes, 0)
+        self.spawning_paused = False
+        self._spawner: gevent.Greenlet | None = None
+        self._arrivals: ArrivalScheduler | None = None
+        self._stopped = False
+        self._forced = False
+
+    # ---- closed model ------------------------------------------------------------------------------------
+    @property
+    def user_count(self) -> int:
+        count = sum(len(records) for records in self.records.values())
+        if self._arrivals is not None:
+            count += self._arrivals.user_count
+        return count
+
+    def weights(self) -> dict[str, float]:
+        return {name: cls.weight for name, cls in self.user_classes.items()}
+
+    def set_users(self, total: int, spawn_rate: float) -> None:
+        """Target ``total`` users split over classes by weight."""
+        fixed = {name: cls.fixed_count for name, cls in self.user_classes.items()}
+        self.set_target(class_counts(total, self.weights(), fixed), spawn_rate)
+
+    def set_target(self, counts: Mapping[str, int], spawn_rate: float) -> None:
+        """Target user counts per class, reached at ``spawn_rate`` users a second."""
+        if self._stopped:
+            return
+        self.target = {name: max(0, int(counts.get(name, 0))) for name in self.user_classes}
+        self.spawn_rate = max(spawn_rate, 0.001)
+        if self._spawner is None or self._spawner.dead:
+            self._spawner = gevent.spawn(self._spawn_loop)
+
+    def _spawn_loop(self) -> None:
+        credit = 1.0  # the first user starts at once
+        last = time.monotonic()
+        while not self._stopped:
+            now = time.monotonic()
+            credit = min(credit + (now - last) * self.spawn_rate, max(1.0, self.spawn_rate))
+            last = now
+            surplus = self._trim_surplus()
+            deficit = {n: self.target[n] - len(r) for n, r in self.records.items() if self.target[n] > len(r)}
+            if not deficit and not surplus:
+                return
+            while deficit and credit >= 1.0 and not self.spawning_paused:
+                name = max(deficit, key=lambda n: deficit[n] / max(1, self.target[n]))
+                self._start_user(name)
+                credit -= 1.0
+                deficit[name] -= 1
+                if deficit[name] <= 0:
+                    del deficit[name]
+            gevent.sleep(SPAWN_TICK)
+
+    def _trim_surplus(self) -> bool:
+        """Stop the newest users of classes above target; returns whether any class was above."""
+        any_surplus = False
+        for name, records in self.records.items():
+            extra = len(records) - self.target[name]
+            if extra > 0:
+                any_surplus = True
+                for record in records[-extra:]:
+                    self._stop_record(record)
+                del records[-extra:]
+        return any_surplus
+
+    def _start_user(self, name: str) -> None:
+        cls = self.user_classes[name]
+        index = self.spawned_total[name]
+        self.spawned_total[name] = index + 1
+        try:
+            user = cls(self.context)
+        except Exception as exc:  # noqa: BLE001 - a broken user class is data, not a crash
+            self.recorder.record_exception(f"{name}.__init__", exc)
+            return
+        record = UserRecord(user, name)
+        self.records[name].append(record)
+        record.greenlet = gevent.spawn(self._user_main, record, index)
+        self.recorder.users = self.user_count
+
+    @staticmethod
+    def _stop_record(record: UserRecord) -> None:
+        record.stopping = True
+        if record.task is None and record.greenlet is not None:
+            record.greenlet.kill(block=False)
+
+    def _user_main(self, record: UserRecord, index: int) -> None:
+        try:
+            if start_user(record, self.recorder):
+                self._task_loop(record, index)
+        except gevent.GreenletExit:
+            pass
+        finally:
+            self._finish_user(record)
+
+    def _task_loop(self, record: UserRecord, index: int) -> None:
+        user = record.user
+        wait_time = user.wait_time
+        pacing = wait_time.interval if isinstance(wait_time, Pacing) else 0.0
+        recorder = self.recorder
+        next_slot = 0.0
+        if pacing:
+            next_slot = time.monotonic() + phase(index, pacing)
+            user.timing.plan_slot(next_slot)
+            gevent.sleep(next_slot - time.monotonic())
+        while not record.stopping:
+            if not run_task(record, recorder) or record.stopping:
+                return
+            if pacing:
+                next_slot += pacing
+                now = time.monotonic()
+                if now >= next_slot + pacing:
+                    missed = int((now - next_slot) / pacing)
+                    recorder.record_missed(missed)
+                    next_slot += missed * pacing
+                user.timing.plan_slot(next_slot)
+                delay = next_slot - now
+                gevent.sleep(delay if delay > 0 else 0)
+            else:
+                try:
+                    delay = wait_seconds(wait_time, user)
+                except Exception as exc:  # noqa: BLE001 - a broken wait_time is data; fall back to 1 s
+                    recorder.record_exception(f"{record.cls_name}.wait_time", exc)
+                    delay = 1.0
+                gevent.sleep(delay)
+
+    def _finish_user(self, record: UserRecord) -> None:
+        stop_user(record, self.recorder, self.stop_timeout)
+        records = self.records.get(record.cls_name)
+        if records is not None and record in records:
+            records.remove(record)
+        self.recorder.users = self.user_count
+
+    # ---- open model --------------------------------------------------------------------------------------
+    def set_rate(self, rate: float, max_users: int, pre_allocate: int = 0) -> None:
+        """Start ``rate`` iterations a second on at most ``max_users`` users."""
+        if self._stopped:
+            return
+        if self._arrivals is None:
+            self._arrivals = ArrivalScheduler(self.user_classes, self.context, max_users, self.stop_timeout,
+                                              on_users=self._count_users)
+            if pre_allocate:
+                self._arrivals.pre_allocate(pre_allocate)
+        self._arrivals.max_users = max_users
+        self._arrivals.set_rate(rate)
+
+    def _count_users(self) -> None:
+        self.recorder.users = self.user_count
+
+    # ---- stop --------------------------------------------------------------------------------------------
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop every user: idle ones at once, busy ones after their task or at ``timeout``."""
+        timeout = self.stop_timeout if timeout is None else timeout
+        self._stopped = True
+        if self._spawner is not None:
+            self._spawner.kill(block=False)
+        greenlets = []
+        if self._arrivals is not None:
+            greenlets.extend(self._arrivals.stop(timeout))
+        for records in self.records.values():
+            for record in list(records):
+                self._stop_record(record)
+                if record.greenlet is not None:
+                    greenlets.append(record.greenlet)
+        deadline = time.monotonic() + timeout
+        while not self._forced and time.monotonic() < deadline and not all(g.dead for g in greenlets):
+            gevent.joinall(greenlets, timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+        stragglers = [g for g in greenlets if not g.dead]
+        if stragglers:
+            gevent.killall(stragglers, timeout=2)
+        self.recorder.users = 0
+
+    def force_stop(self) -> None:
+        """End a ``stop()`` in progress now: its remaining users are killed (a second Ctrl-C)."""
+        self._forced = True
+
+    def running(self) -> list[UserRecord]:
+        """Every user now running (closed model) or in an iteration (open model)."""
+        records = [record for records in self.records.values() for record in records]
+        if self._arrivals is not None:
+            records.extend(self._arrivals.busy())
+        return records

@@ -1,0 +1,78 @@
+"""Calling into a user's code with one set of rules for both load models, and the runner's record of
+each running user (what the stall watchdog reads).
+
+Rules: ``StopUser`` retires the user; ``GreenletExit`` (a kill) propagates; any other exception is data
+(an ``EXCEPTION`` error row named ``Class.method``) and the user carries on; ``on_stop`` gets at most the
+stop timeout.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import gevent
+
+from loadgen.script.users import StopUser, User
+from loadgen.stats.recorder import Recorder
+
+
+class UserRecord:
+    """The runner's own state of one user: its greenlet and the task it is in (never stored on the user)."""
+
+    __slots__ = ("user", "cls_name", "greenlet", "stopping", "task", "task_started")
+
+    def __init__(self, user: User, cls_name: str) -> None:
+        self.user = user
+        self.cls_name = cls_name
+        self.greenlet: gevent.Greenlet | None = None
+        self.stopping = False
+        self.task: str | None = None  # the task running now, None between tasks
+        self.task_started = 0.0
+
+
+def start_user(record: UserRecord, recorder: Recorder) -> bool:
+    """Run ``on_start``; False when the user stopped itself there."""
+    try:
+        record.user.on_start()
+    except StopUser:
+        return False
+    except Exception as exc:  # noqa: BLE001 - a failing hook is data
+        recorder.record_exception(f"{record.cls_name}.on_start", exc)
+    return True
+
+
+def run_task(record: UserRecord, recorder: Recorder) -> bool:
+    """Run one task chosen by weight; False when the user raised ``StopUser``."""
+    user = record.user
+    table = user._task_table
+    name, func = table[0] if len(table) == 1 else random.choice(table)
+    record.task = name
+    record.task_started = time.monotonic()
+    try:
+        func(user)
+    except StopUser:
+        return False
+    except Exception as exc:  # noqa: BLE001 - a failing task is data
+        recorder.record_exception(f"{record.cls_name}.{name}", exc)
+    finally:
+        record.task = None
+    return True
+
+
+def stop_user(record: UserRecord, recorder: Recorder, timeout: float) -> None:
+    """Run ``on_stop`` (for at most ``timeout`` seconds) and close the user's connections."""
+    user = record.user
+    try:
+        with gevent.Timeout(timeout, False):
+            user.on_stop()
+    except gevent.GreenletExit:
+        pass
+    except Exception as exc:  # noqa: BLE001
+        recorder.record_exception(f"{record.cls_name}.on_stop", exc)
+    close = getattr(user, "close", None)  # HttpUser: its pooled connections
+    if close is not None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001,S110 - closing is best effort
+            pass

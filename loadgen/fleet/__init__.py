@@ -1,0 +1,1 @@
+"""Master and workers over ZeroMQ: protocol, link, peers, shipping, security, supervisor."""

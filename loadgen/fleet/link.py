@@ -1,0 +1,76 @@
+"""The ZeroMQ link: the master's ROUTER and each worker's DEALER, set up the same way every time, and the
+addresses they use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zmq.green as zmq
+
+from loadgen.fleet.protocol import MAX_FRAME_BYTES
+from loadgen.fleet.security import CurveKeys
+from loadgen.model.addresses import parse_host_port
+from loadgen.model.errors import UsageError
+
+DEFAULT_PORT = 5557
+HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+
+
+def master_socket(context: Any, bind: str, endpoint: str, keys: CurveKeys | None) -> Any:
+    """The master's ROUTER, bound; a one-line UsageError when the address cannot be had."""
+    sock = context.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a worker reconnecting under its id takes its place
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+    sock.setsockopt(zmq.RCVHWM, 100_000)
+    sock.setsockopt(zmq.SNDHWM, 10_000)
+    if keys is not None:
+        keys.apply_server(sock)
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        raise UsageError(f"cannot listen on {bind} ({exc}): choose another --bind address or port") from None
+    return sock
+
+
+def worker_socket(context: Any, endpoint: str, worker_id: str, keys: CurveKeys | None) -> tuple[Any, Any]:
+    """A worker's DEALER, connecting, and (with CURVE) a monitor socket that reports handshake outcomes."""
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IMMEDIATE, 1)  # nothing queues for a master that is not there
+    sock.setsockopt(zmq.SNDHWM, 1000)
+    sock.setsockopt(zmq.RCVHWM, 1000)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+    sock.setsockopt(zmq.IDENTITY, worker_id.encode())
+    monitor = None
+    if keys is not None:
+        keys.apply_client(sock)
+        monitor = sock.get_monitor_socket(HANDSHAKE_EVENTS)
+    sock.connect(endpoint)
+    return sock, monitor
+
+
+def bind_endpoint(bind: str) -> str:
+    """``--bind HOST:PORT`` (or ``HOST``) as a ZeroMQ endpoint; a wildcard host binds every interface."""
+    try:
+        return parse_host_port(bind, default_port=DEFAULT_PORT).zmq_bind()
+    except ValueError as exc:
+        raise UsageError(f"--bind {bind!r}: {exc}; use HOST:PORT, e.g. 0.0.0.0:5557") from None
+
+
+def printable(identity: bytes) -> str:
+    """A peer id fit for a log line, whatever bytes it is made of."""
+    text = identity.decode("utf-8", "replace")[:100]
+    return "".join(c if c.isprintable() else "?" for c in text) or "?"
+
+
+def parse_master_address(text: str) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[v6]:PORT``."""
+    try:
+        address = parse_host_port(text, default_port=DEFAULT_PORT)
+    except ValueError as exc:
+        raise UsageError(f"--master {text!r}: {exc}; use e.g. --master 10.0.1.5 or 10.0.1.5:5557") from None
+    return address.host, address.port

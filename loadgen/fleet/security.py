@@ -1,0 +1,139 @@
+"""ZeroMQ CURVE keys: generation, loading, and the master's allow-list (a ZAP handler greenlet)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import zmq
+import zmq.auth
+import zmq.green as gzmq
+from zmq.utils import z85
+
+from loadgen.model.errors import UsageError
+
+log = logging.getLogger("loadgen.fleet.security")
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+
+
+def generate_keys(directory: str, name: str) -> tuple[str, str]:
+    """Write ``NAME.key`` (public) and ``NAME.key_secret`` into ``directory``."""
+    os.makedirs(directory, exist_ok=True)
+    public, secret = zmq.auth.create_certificates(directory, name)
+    os.chmod(secret, 0o600)
+    return public, secret
+
+
+def _load(path: str, what: str) -> tuple[bytes, bytes | None]:
+    if not os.path.isfile(path):
+        raise UsageError(f"{what} {path!r} not found: make keys with 'loadgen keys generate DIR --name NAME'")
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"{what} {path!r} is not a ZeroMQ certificate ({exc}): use 'loadgen keys generate'") from None
+    return public, secret
+
+
+@dataclass
+class CurveKeys:
+    """A peer's keypair, plus the master's public key (worker side) or the allowed workers (master side)."""
+
+    public: bytes
+    secret: bytes
+    server_public: bytes | None = None
+    allowed: set[bytes] = field(default_factory=set)
+
+    @classmethod
+    def for_master(cls, secret_path: str, allow_dir: str | None) -> CurveKeys:
+        public, secret = _load(secret_path, "--curve-secret-key")
+        if secret is None:
+            raise UsageError(f"--curve-secret-key {secret_path!r} holds no secret key: pass the .key_secret file")
+        allowed: set[bytes] = set()
+        if allow_dir:
+            if not os.path.isdir(allow_dir):
+                raise UsageError(f"--curve-allow {allow_dir!r} is not a directory of worker .key files")
+            for name in sorted(os.listdir(allow_dir)):
+                if name.endswith(".key"):
+                    # certificates hold Z85 text; ZAP hands the handler the raw 32-byte key
+                    allowed.add(z85.decode(_load(os.path.join(allow_dir, name), "worker key")[0]))
+            if not allowed:
+                raise UsageError(f"--curve-allow {allow_dir!r} holds no worker .key file: copy each worker's "
+                                 "public NAME.key there (made by 'loadgen keys generate')")
+        return cls(public, secret, allowed=allowed)
+
+    @classmethod
+    def for_worker(cls, secret_path: str, master_public_path: str) -> CurveKeys:
+        public, secret = _load(secret_path, "--curve-secret-key")
+        if secret is None:
+            raise UsageError(f"--curve-secret-key {secret_path!r} holds no secret key: pass the .key_secret file")
+        server_public, _ = _load(master_public_path, "--curve-master-key")
+        return cls(public, secret, server_public=server_public)
+
+    def apply_server(self, sock: Any) -> None:
+        sock.setsockopt(zmq.CURVE_SERVER, 1)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, self.secret)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, self.public)
+        sock.setsockopt(zmq.ZAP_DOMAIN, b"loadgen")
+
+    def apply_client(self, sock: Any) -> None:
+        sock.setsockopt(zmq.CURVE_SECRETKEY, self.secret)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, self.public)
+        sock.setsockopt(zmq.CURVE_SERVERKEY, self.server_public)
+
+
+class ZapHandler:
+    """Answers ZAP requests: CURVE clients whose public key is allowed get in; others are refused.
+
+    ``allowed`` holds raw 32-byte keys; an empty set lets any CURVE client in (encryption only).
+    """
+
+    def __init__(self, context: Any, allowed: set[bytes]) -> None:
+        self.allowed = allowed
+        self.refused = 0
+        self._reported: set[tuple[bytes, bytes]] = set()
+        self.socket = context.socket(gzmq.REP)
+        self.socket.linger = 0
+        self.socket.bind(ZAP_ENDPOINT)
+        self.greenlet = gevent.spawn(self._serve)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                frames = self.socket.recv_multipart()
+            except gzmq.ZMQError:
+                return
+            try:
+                reply = self._answer(frames)
+            except Exception:  # noqa: BLE001 - never leave a ZAP request unanswered
+                log.exception("ZAP request failed")
+                reply = [frames[0] if frames else b"1.0", frames[1] if len(frames) > 1 else b"", b"500",
+                         b"internal error", b"", b""]
+            try:
+                self.socket.send_multipart(reply)
+            except gzmq.ZMQError:
+                return
+
+    def _answer(self, frames: list[bytes]) -> list[bytes]:
+        version, request_id = frames[0], frames[1]
+        address = frames[3] if len(frames) > 3 else b""
+        mechanism = frames[5] if len(frames) > 5 else b""
+        key = frames[6] if len(frames) > 6 else b""
+        ok = mechanism == b"CURVE" and (not self.allowed or key in self.allowed)
+        if ok:
+            return [version, request_id, b"200", b"OK", b"", b""]
+        self.refused += 1
+        if (address, key) not in self._reported and len(self._reported) < 1000:
+            self._reported.add((address, key))
+            shown = z85.encode(key).decode() if len(key) == 32 else "none"
+            message = (f"loadgen master: refused a worker from {address.decode(errors='replace') or '?'}: its CURVE "
+                       f"public key {shown} is not in --curve-allow")
+            print(message, file=sys.stderr, flush=True)
+        return [version, request_id, b"400", b"key not allowed", b"", b""]
+
+    def close(self) -> None:
+        self.greenlet.kill(block=False)
+        self.socket.close(linger=0)

@@ -1,0 +1,1 @@
+"""Pure records and arithmetic: options, plan, load targets, stages, durations, thresholds, dispatch."""

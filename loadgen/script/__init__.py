@@ -1,0 +1,1 @@
+"""The script API (users, tasks, pacing, shapes) and the script loader."""

@@ -1,0 +1,113 @@
+"""Load the user's script (after gevent is patched) and find its user classes and load shape."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from loadgen.model.errors import ScriptError
+from loadgen.script.users import User
+
+
+@dataclass
+class Script:
+    """What a script defines."""
+
+    path: str
+    module: ModuleType
+    user_classes: dict[str, type[User]]
+    shape: Any = None
+    source: bytes = b""
+    extra_files: dict[str, bytes] = field(default_factory=dict)
+
+
+def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module_name: str | None = None) -> Script:
+    """Import ``path`` and return its user classes (all non-abstract ones, or those named)."""
+    if not path:
+        raise ScriptError("no script given: pass -f/--file path/to/script.py")
+    if os.path.isdir(path):
+        init = os.path.join(path, "__init__.py")
+        if not os.path.isfile(init):
+            raise ScriptError(f"script directory {path!r} has no __init__.py: add one or point -f at a .py file")
+        path = init
+    if not os.path.exists(path):
+        raise ScriptError(f"script {path!r} not found: check the path given to -f/--file")
+    if not path.endswith(".py"):
+        raise ScriptError(f"script {path!r} is not a .py file: give -f a Python file")
+    with open(path, "rb") as handle:
+        source = handle.read()
+    module = _import(path, source, module_name)
+    classes = {
+        name: value
+        for name, value in vars(module).items()
+        if inspect.isclass(value) and issubclass(value, User) and not value.abstract
+    }
+    if class_names:
+        unknown = [n for n in class_names if n not in classes]
+        if unknown:
+            known = ", ".join(sorted(classes)) or "none"
+            raise ScriptError(f"user class {unknown[0]!r} is not in {path} (it defines: {known})")
+        classes = {n: classes[n] for n in class_names}
+    if not classes:
+        raise ScriptError(f"{path} defines no user class: add a class that subclasses loadgen.HttpUser or User")
+    for name, cls in classes.items():
+        if not cls._task_table:
+            raise ScriptError(f"user class {name} in {path} has no tasks: decorate a method with @task")
+    return Script(path=path, module=module, user_classes=classes, shape=_find_shape(module), source=source)
+
+
+def _import(path: str, source: bytes, module_name: str | None) -> ModuleType:
+    name = module_name or "loadgen_script_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+    directory = os.path.dirname(os.path.abspath(path))
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    if b"\x00" in source:
+        raise ScriptError(f"{path} is not Python source (it contains NUL bytes): give -f a Python file")
+    try:
+        code = compile(source, path, "exec")
+    except (SyntaxError, ValueError) as exc:
+        lineno = getattr(exc, "lineno", None)
+        line = f", line {lineno}" if lineno else ""
+        message = getattr(exc, "msg", None) or str(exc)
+        raise ScriptError(f"syntax error in {getattr(exc, 'filename', None) or path}{line}: {message}") from None
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)
+    except ImportError as exc:
+        raise ScriptError(f"{path}: cannot import {exc.name or exc}: install it or fix the import ({exc})") from None
+    except SystemExit:
+        raise ScriptError(f"{path} called exit() while loading: remove it from the module level") from None
+    except BaseException as exc:
+        frame = _script_frame(exc, path)
+        raise ScriptError(f"{path}{frame}: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+def _script_frame(exc: BaseException, path: str) -> str:
+    for entry in reversed(traceback.extract_tb(exc.__traceback__)):
+        if os.path.abspath(entry.filename) == os.path.abspath(path):
+            return f", line {entry.lineno}"
+    return ""
+
+
+def _find_shape(module: ModuleType) -> Any:
+    """A ``shape(elapsed_s)`` function or a ``LoadShape`` subclass instance, if the script has one."""
+    from loadgen.script.shapes import LoadShape
+
+    for value in vars(module).values():
+        if inspect.isclass(value) and issubclass(value, LoadShape) and value is not LoadShape \
+                and value.__module__ == module.__name__:
+            return value()
+    func = getattr(module, "shape", None)
+    if callable(func) and not inspect.isclass(func):
+        return func
+    return None

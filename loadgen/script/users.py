@@ -1,0 +1,141 @@
+"""The script API: ``User``, ``HttpUser`` and ``@task``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import gevent
+
+from loadgen.client.factory import ClientFactory
+from loadgen.script.pacing import WaitTime, constant
+from loadgen.script.timing import IterationTiming
+from loadgen.stats.recorder import Recorder
+
+TaskFunc = Callable[[Any], Any]
+
+
+def task(weight: int | Callable = 1) -> Any:
+    """Mark a method as a task; ``@task`` or ``@task(weight)``."""
+    if callable(weight):
+        weight.task_weight = 1  # type: ignore[attr-defined]
+        return weight
+    if not isinstance(weight, int) or weight < 0:
+        raise ValueError(f"@task({weight!r}): the weight must be a whole number >= 0")
+
+    def mark(func: Callable) -> Callable:
+        func.task_weight = weight  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+class StopUser(Exception):
+    """Raise inside a task to stop this user."""
+
+
+class UserContext:
+    """What the runner gives every user: the recorder, the client factory and defaults."""
+
+    def __init__(self, recorder: Recorder, client_factory: ClientFactory | None = None,
+                 host: str | None = None) -> None:
+        self.recorder = recorder
+        self.client_factory = client_factory
+        self.host = host
+
+
+class User:
+    """A simulated user. Subclass it, add ``@task`` methods, set ``wait_time``."""
+
+    abstract: ClassVar[bool] = True
+    host: ClassVar[str | None] = None
+    weight: ClassVar[float] = 1
+    fixed_count: ClassVar[int] = 0
+    wait_time: WaitTime = constant(0)
+    tasks: ClassVar[list[TaskFunc] | dict[TaskFunc, int] | None] = None
+    _task_table: ClassVar[list[tuple[str, TaskFunc]]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "abstract" not in cls.__dict__:
+            cls.abstract = False
+        table: list[tuple[str, TaskFunc]] = []
+        declared = cls.__dict__.get("tasks")
+        if isinstance(declared, dict):
+            for func, weight in declared.items():
+                table.extend([(func.__name__, func)] * int(weight))
+        elif declared:
+            table.extend((func.__name__, func) for func in declared)
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                weight = getattr(value, "task_weight", None)
+                if weight is not None and callable(value):
+                    table = [(n, f) for n, f in table if n != name]
+                    table.extend([(name, value)] * weight)
+        cls._task_table = table
+
+    def __init__(self, context: UserContext) -> None:
+        self.context = context
+        self.recorder = context.recorder
+        self.timing = IterationTiming()  # written by the runner, read by the client and measure()
+
+    def on_start(self) -> None:
+        """Called once when the user starts."""
+
+    def on_stop(self) -> None:
+        """Called once when the user stops."""
+
+    @contextmanager
+    def measure(self, kind: str, name: str, timeout: float | None = None) -> Iterator[None]:
+        """Time a block of any client's calls and record it; exceptions (and ``timeout``) are failures.
+
+        Works as ``with self.measure("sqs", "receive"):`` and as a decorator.
+        """
+        timer = gevent.Timeout(timeout) if timeout else None
+        error: str | None = None
+        start = time.perf_counter()
+        if timer is not None:
+            timer.start()
+        try:
+            yield
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            error = f"Timeout: {kind} {name} took longer than {timeout:g}s"
+        except (StopUser, gevent.GreenletExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure of user code is data
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if timer is not None:
+                timer.close()
+            self.recorder.record(kind, name, int((time.perf_counter() - start) * 1e6), 0, error,
+                                 self.timing.take_queued_us())
+
+
+class HttpUser(User):
+    """A user with an HTTP(S) ``client`` (keep-alive by default)."""
+
+    abstract = True
+    keep_alive: ClassVar[bool] = True
+    connection_pool: ClassVar[str | None] = None
+    pool_size: ClassVar[int | None] = None
+
+    def __init__(self, context: UserContext) -> None:
+        super().__init__(context)
+        host = self.host or context.host
+        if not host:
+            raise ValueError(
+                f"{type(self).__name__} has no host: pass -H/--host or set `host` on the class"
+            )
+        factory = context.client_factory
+        if factory is None:
+            raise ValueError(f"{type(self).__name__} needs an HTTP client factory in its context")
+        self.client = factory.session(
+            host, keep_alive=self.keep_alive, pool=self.connection_pool, pool_size=self.pool_size, timing=self.timing
+        )
+
+    def close(self) -> None:
+        self.client.close()

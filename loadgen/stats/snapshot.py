@@ -1,0 +1,58 @@
+"""The live snapshot, built once a second in this one place from the aggregate (docs/contracts.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from loadgen.stats.units import ms
+from loadgen.stats.view import AggregateView
+from loadgen.stats.window import Window
+
+Snapshot = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TickContext:
+    """What the controller adds to each snapshot: the model, its current rate and the planned run time."""
+
+    model: str = "closed"
+    rate: float | None = None
+    run_time: float | None = None
+
+
+def build_snapshot(aggregate: AggregateView, t: float, interval: float, window: Window, users: int,
+                   current: tuple[int, int, int], context: TickContext) -> Snapshot:
+    """The snapshot of the second that just closed (``window``, ``interval`` seconds long)."""
+    c50, c95, c99 = aggregate.total_histogram().percentiles((0.5, 0.95, 0.99))
+    entries = sorted(aggregate.entries.values(), key=lambda e: (e.name, e.method))
+    by_endpoint = window.by_endpoint
+    snapshot: Snapshot = {
+        "elapsed": t,
+        "ts": round(aggregate.started_at + t, 3),
+        "state": "running",
+        "model": context.model,
+        "users": users,
+        "target_users": aggregate.target_users,
+        "rps": round(window.requests / interval, 1),
+        "fps": round(window.failures / interval, 1),
+        "requests": sum(e.requests for e in entries),
+        "failures": sum(e.failures for e in entries),
+        "dropped": aggregate.dropped,
+        "current": {"p50_ms": ms(current[0]), "p95_ms": ms(current[1]), "p99_ms": ms(current[2])},
+        "cumulative": {"p50_ms": ms(c50), "p95_ms": ms(c95), "p99_ms": ms(c99)},
+        "endpoints": [
+            {"method": e.method, "name": e.name, "requests": e.requests, "failures": e.failures,
+             "rps": round(by_endpoint.get((e.method, e.name), 0) / interval, 1),
+             "p95_ms": ms(e.latency.percentile(0.95))}
+            for e in entries
+        ],
+        "new_errors": aggregate.new_errors.rows(),
+        "workers": [row.as_dict() for row in aggregate.workers.values()],
+        "warnings": list(aggregate.warnings),
+    }
+    if context.rate is not None:
+        snapshot["rate"] = context.rate
+    if context.run_time:
+        snapshot["run_time"] = context.run_time
+    return snapshot

@@ -1,0 +1,33 @@
+"""What snapshots and reports read of the aggregate (a protocol, so they need not import it)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Protocol
+
+from loadgen.stats.endpoint import Entry
+from loadgen.stats.errors import ErrorTable
+from loadgen.stats.histogram import Histogram
+from loadgen.stats.workers import WorkerRow
+
+
+class AggregateView(Protocol):
+    started_at: float
+    entries: dict[tuple[str, str], Entry]
+    errors: ErrorTable
+    new_errors: ErrorTable
+    counters: dict[str, int]
+    dropped: int
+    missed: int
+    workers: dict[str, WorkerRow]
+    warnings: list[dict[str, Any]]
+    target_users: int
+    peak_users: int
+    timeline: deque[tuple[Any, ...]]
+
+    @property
+    def users(self) -> int: ...
+
+    def elapsed(self) -> float: ...
+
+    def total_histogram(self, service: bool = False) -> Histogram: ...

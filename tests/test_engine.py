@@ -1,0 +1,58 @@
+"""The runner in-process: both load models call user code by the same rules; queueing delay reaches the
+recorder for every kind of sample."""
+
+from __future__ import annotations
+
+import gevent
+
+from loadgen.engine.runner import Runner
+from loadgen.script.users import StopUser, User, UserContext, task
+from loadgen.stats.recorder import Recorder
+
+
+class Slow(User):
+    @task
+    def work(self) -> None:
+        with self.measure("calc", "slow"):
+            gevent.sleep(0.05)
+
+
+def test_measure_in_the_open_model_counts_from_the_intended_start() -> None:
+    recorder = Recorder(open_model=True)
+    runner = Runner({"Slow": Slow}, UserContext(recorder), stop_timeout=1.0)
+    runner.set_rate(100, max_users=1)  # one user doing 20 a second is asked for 100: iterations queue
+    gevent.sleep(0.6)
+    runner.stop(1.0)
+    entry = recorder.flush().entries[("calc", "slow")]
+    assert entry.service is not None and entry.requests >= 5
+    assert entry.service.max < 200_000, entry.service.max  # each measured block took ~50 ms
+    assert entry.latency.max >= entry.service.max + 200_000, (entry.latency.max, entry.service.max)
+    assert entry.latency.min >= entry.service.min
+
+
+class Quitter(User):
+    starts = 0
+
+    def on_start(self) -> None:
+        type(self).starts += 1
+
+    @task
+    def once(self) -> None:
+        raise StopUser()
+
+
+def test_stop_user_retires_a_user_in_both_models() -> None:
+    for open_model in (False, True):
+        Quitter.starts = 0
+        recorder = Recorder(open_model=open_model)
+        runner = Runner({"Quitter": Quitter}, UserContext(recorder), stop_timeout=0.5)
+        if open_model:
+            runner.set_rate(20, max_users=1)
+        else:
+            runner.set_users(1, spawn_rate=100)
+        gevent.sleep(0.3)
+        runner.stop(0.5)
+        delta = recorder.flush()
+        assert not delta.errors.rows(), delta.errors.rows()  # StopUser is no error in either model
+        # the user is gone; the spawner (closed) or the pool (open) makes a new one for the target
+        assert Quitter.starts >= 2, (open_model, Quitter.starts)
