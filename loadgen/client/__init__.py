@@ -1,9 +1,9 @@
 """loadgen's HTTP client: lean keep-alive HTTP/1.1 over gevent, recorded per request."""
 
-from .connection import ConnectionClosed, ConnectTimeout, ProtocolError, ReadTimeout
 from .cookies import CookieJar
 from .counters import COUNTERS, ConnectionCounters
 from .dns import DnsCache
+from .errors import ConnectionClosed, ConnectTimeout, ProtocolError, ReadTimeout
 from .factory import ClientFactory
 from .pool import PoolTimeout
 from .response import Headers, HTTPError, Response

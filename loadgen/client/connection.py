@@ -1,27 +1,27 @@
-"""One keep-alive HTTP/1.1 connection on a gevent socket.
+"""One keep-alive HTTP/1.1 connection on a gevent socket: send, read and frame responses.
 
-Framing: the common response (status line + headers + Content-Length body) is framed here
-with a few byte searches; anything else (chunked, close-delimited, HEAD, 204/304, odd or
-repeated length fields) goes to geventhttpclient's llhttp parser, fed with the bytes
-already read.
+Opening is `dial`'s (DNS, TCP, TLS) and the response-head rules are `http11`'s. Framing: the
+common response (status line + headers + Content-Length body) is framed here with a few byte
+searches; anything else (chunked, close-delimited, HEAD, 204/304, odd or repeated length
+fields) goes to geventhttpclient's llhttp parser, fed with the bytes already read.
 """
 
 from __future__ import annotations
 
-import socket as _stdsocket
 from http.client import HTTPException
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-import gevent
-from gevent import socket as gsocket
-from gevent.lock import BoundedSemaphore
 from geventhttpclient._parser import HTTPResponseParser
 
 from .counters import COUNTERS
+from .dial import TLSKey, dial
+from .errors import ConnectionClosed, ProtocolError, ReadTimeout, StaleConnection
+from .http11 import is_interim, keep_alive
 from .urls import Origin
 
 if TYPE_CHECKING:
+    from gevent import socket as gsocket
     from gevent import ssl
 
     from .deadlines import ReadDeadlines
@@ -30,29 +30,6 @@ if TYPE_CHECKING:
 
 RECV_SIZE = 65536
 MAX_HEAD = 65536
-
-
-MAX_CONCURRENT_HANDSHAKES = 256
-HANDSHAKES = BoundedSemaphore(MAX_CONCURRENT_HANDSHAKES)
-
-class ProtocolError(Exception):
-    """The server's bytes are not a valid HTTP/1.x response."""
-
-
-class ConnectTimeout(TimeoutError):
-    """Connecting (TCP or TLS handshake) took longer than the connect timeout."""
-
-
-class ReadTimeout(TimeoutError):
-    """No response bytes arrived within the read timeout."""
-
-
-class ConnectionClosed(ConnectionError):
-    """The server closed the connection before the response was complete."""
-
-
-class StaleConnection(ConnectionError):
-    """A reused keep-alive connection failed before any response byte: safe to retry."""
 
 
 class _Parser(HTTPResponseParser):
@@ -98,22 +75,6 @@ class _Parser(HTTPResponseParser):
             self.done = True
 
 
-def _keep_alive(head: bytes, lhead: bytes) -> bool:
-    """Whether the response allows reusing the connection (Connection header, HTTP version)."""
-    tokens: set[str] = set()
-    pos = lhead.find(b"\r\nconnection:")
-    while pos >= 0:
-        end = lhead.find(b"\r\n", pos + 2)
-        value = lhead[pos + 13 : end if end >= 0 else len(lhead)]
-        tokens.update(t.strip() for t in value.decode("latin-1").split(","))
-        pos = lhead.find(b"\r\nconnection:", pos + 2)
-    if "close" in tokens:
-        return False
-    if head[5:8] == b"1.0":
-        return "keep-alive" in tokens
-    return True
-
-
 class Connection:
     """A connected (and, for https, TLS-wrapped) socket plus reuse bookkeeping.
 
@@ -134,7 +95,7 @@ class Connection:
         self.read_timeout: float | None = None
         self.deadline = 0.0
         self.timed_out = False
-        self.tls_key: tuple[str, int, str | None] | None = None
+        self.tls_key: TLSKey | None = None
         self.tls_cache: TLSSessionCache | None = None
         self.registry: set[Connection] | None = None
         self.watchdog = watchdog if watchdog is not None else _NO_WATCHDOG
@@ -151,62 +112,8 @@ class Connection:
         registry: set[Connection] | None = None,
         watchdog: ReadDeadlines | None = None,
     ) -> Connection:
-        """Resolve, connect and (https) handshake, offering a cached TLS session."""
-        if connect_timeout is None:
-            addr = dns.resolve(origin.host, origin.port)
-        else:
-            with gevent.Timeout(connect_timeout, False):
-                addr = ""
-                addr = dns.resolve(origin.host, origin.port)
-            if not addr:
-                raise ConnectTimeout(f"DNS lookup of {origin.host} timed out after {connect_timeout} s")
-        family = _stdsocket.AF_INET6 if ":" in addr else _stdsocket.AF_INET
-        sock = gsocket.socket(family, _stdsocket.SOCK_STREAM)
-        try:
-            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
-            sock.settimeout(connect_timeout)
-            try:
-                sock.connect((addr, origin.port))
-            except TimeoutError:
-                raise ConnectTimeout(
-                    f"connect to {origin.host_header} ({addr}) timed out after {connect_timeout} s"
-                ) from None
-            COUNTERS.opened += 1
-            tls_key = None
-            if origin.tls:
-                assert ssl_context is not None
-                tls_key = (origin.host, origin.port, origin.host)
-                cached = tls_cache.checkout(tls_key, connect_timeout) if tls_cache is not None else None
-                # a handshake holds ~50 KB of OpenSSL buffers: bound how many run at once, so a connect storm
-                # (thousands of users starting together) cannot pile them up while the CPU catches up
-                if not HANDSHAKES.acquire(timeout=connect_timeout):
-                    COUNTERS.closed += 1
-                    if tls_cache is not None:
-                        tls_cache.abandon(tls_key)
-                    raise ConnectTimeout(f"no TLS handshake slot within {connect_timeout} s: the generator is "
-                                         "saturated with handshakes")
-                try:
-                    tsock = ssl_context.wrap_socket(sock, server_hostname=origin.host, session=cached)
-                except BaseException as exc:
-                    COUNTERS.closed += 1
-                    if tls_cache is not None:
-                        tls_cache.abandon(tls_key)
-                    if isinstance(exc, TimeoutError):
-                        raise ConnectTimeout(
-                            f"TLS handshake with {origin.host_header} timed out after {connect_timeout} s"
-                        ) from None
-                    raise
-                finally:
-                    HANDSHAKES.release()
-                sock = tsock
-                if tsock.session_reused:
-                    COUNTERS.tls_resumed += 1
-                else:
-                    COUNTERS.tls_full += 1
-            sock.settimeout(None)  # reads are bounded by the watchdog
-        except BaseException:
-            sock.close()
-            raise
+        """Resolve, connect and (https) handshake through `dial`, then set up the bookkeeping."""
+        sock, tls_key = dial(origin, dns, connect_timeout, ssl_context, tls_cache)
         conn = cls(sock, origin, watchdog)
         conn.read_timeout = read_timeout
         if watchdog is not None:
@@ -311,7 +218,7 @@ class Connection:
                 return self._read_slow(buf, head, status, head_only, max_body, extra)
             keep = True
             if b"close" in lhead or head[5:8] == b"1.0":  # HTTP/1.1 is keep-alive unless it says close
-                keep = _keep_alive(head, lhead)
+                keep = keep_alive(head, lhead)
             start = i + 4
             end = start + length
             have = len(buf)
@@ -364,7 +271,7 @@ class Connection:
         dropped = 0
         for _ in range(1000):
             if i >= 0:
-                if buf[9:10] != b"1" or buf[:7] != b"HTTP/1.":
+                if not is_interim(buf):
                     return buf, i, dropped
                 dropped += i + 4  # an interim 1xx response: skip it
                 buf = buf[i + 4 :]
@@ -428,7 +335,7 @@ class Connection:
             eof = True  # junk after a complete response: drop the connection
         keep = not eof and parser.begun == 1 and parser.should_keep_alive()
         if keep and (b"\r\nconnection:" in head.lower()):
-            keep = _keep_alive(head, head.lower())
+            keep = keep_alive(head, head.lower())
         chunks = parser.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self.tls_cache is not None and self.sock is not None:

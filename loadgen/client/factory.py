@@ -13,7 +13,7 @@ from .connection import Connection
 from .deadlines import ReadDeadlines
 from .dns import DnsCache, server_resolver
 from .interfaces import QueueDelay
-from .pool import SharedPools, UserPool, now
+from .pool import ConnectionPool, SharedPools, UserPool, now
 from .session import HttpSession
 from .settings import ClientSettings
 from .tls import TLSSessionCache, get_context
@@ -72,7 +72,7 @@ class ClientFactory:
         mode = pool or self.settings.pool
         size = pool_size or self.settings.pool_size
         if mode == "shared":
-            conn_pool: Any = self._shared.get(size)
+            conn_pool: ConnectionPool | None = self._shared.get(size)
             if conn_pool is None:
                 conn_pool = self._shared[size] = SharedPools(size, self.open_connection, self.settings.idle_timeout)
             owned = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from time import perf_counter
+from typing import Protocol
 
 from gevent.lock import Semaphore
 
@@ -19,6 +20,21 @@ Opener = Callable[[Origin, "float | None", "float | None"], Connection]
 
 class PoolTimeout(TimeoutError):
     """No connection of a shared pool became free in time."""
+
+
+class ConnectionPool(Protocol):
+    """What a session asks of its pool (per user, or shared by the users of a process)."""
+
+    def acquire(self, origin: Origin, now: float, connect_timeout: float | None,
+                read_timeout: float | None) -> Connection: ...
+
+    def release(self, conn: Connection, keep: bool, now: float) -> None: ...
+
+    def discard(self, conn: Connection) -> None: ...
+
+    def reap(self, now: float) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class UserPool:

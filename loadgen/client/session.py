@@ -1,88 +1,38 @@
 """`HttpSession`: what user scripts call as `self.client`.
 
 Hot path: a cached pre-encoded request head, one pooled keep-alive connection, framing in
-`Connection.roundtrip`, one `Response` and one `recorder.record(...)` per request.
+`Connection.roundtrip`, one `Response` and one `recorder.record(...)` per request. Encoding a
+head on a cache miss is `encoding`'s, following redirects is `redirects`'.
 """
 
 from __future__ import annotations
 
 import json as _json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from geventhttpclient._parser import HTTPParseError
 
-from .connection import ProtocolError, StaleConnection
 from .cookies import CookieJar
 from .counters import COUNTERS
-from .response import Headers, Response
+from .encoding import BODY_METHODS, encode_data, encode_head, headers_key
+from .errors import ProtocolError, StaleConnection
+from .headers import SessionHeaders
+from .http11 import status_error
+from .redirects import REDIRECTS, follow
+from .response import Response
 from .urls import Origin, base_origin
 
 if TYPE_CHECKING:
     from .interfaces import QueueDelay, SessionFactory
+    from .pool import ConnectionPool
 
 _DEFAULT: Any = object()  # "use the settings' timeouts"
 _TRANSPORT_ERRORS = (OSError, ProtocolError, HTTPParseError)
-_REDIRECTS = frozenset((301, 302, 303, 307, 308))
-_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 _HEAD_CACHE_MAX = 512  # encoded heads cached per session with headers or cookies of its own
 _SHARED_HEAD_CACHE_MAX = 4096  # per (base origin, keep-alive) for all other sessions of a factory
-
-
-def _headers_key(headers: Mapping[str, Any] | None) -> Any:
-    """A hashable stand-in for per-request headers (None if they cannot be a cache key)."""
-    if not headers:
-        return None
-    items = tuple(headers.items())
-    try:
-        hash(items)
-    except TypeError:
-        return object()  # unique: never hits, bounded by the cache size
-    return items
-
-
-def _check_header(name: str, value: str) -> None:
-    if "\r" in name or "\n" in name or ":" in name or "\r" in value or "\n" in value:
-        raise ValueError(f"invalid header {name!r}: {value!r}")
-
-
-class _SessionHeaders(dict[str, str]):
-    """Default headers of a session; any change runs `on_change` (the session drops its cached heads)."""
-
-    __slots__ = ("_on_change",)
-
-    def __init__(self, on_change: Callable[[], None]) -> None:
-        super().__init__()
-        self._on_change = on_change
-
-    def _changed(self) -> None:
-        self._on_change()
-
-    def __setitem__(self, k: str, v: str) -> None:
-        super().__setitem__(k, v)
-        self._changed()
-
-    def __delitem__(self, k: str) -> None:
-        super().__delitem__(k)
-        self._changed()
-
-    def update(self, *a: Any, **kw: Any) -> None:
-        super().update(*a, **kw)
-        self._changed()
-
-    def pop(self, *a: Any) -> Any:
-        self._changed()
-        return super().pop(*a)
-
-    def clear(self) -> None:
-        super().clear()
-        self._changed()
-
-    def setdefault(self, k: str, v: Any = None) -> Any:
-        self._changed()
-        return super().setdefault(k, v)
 
 
 class HttpSession:
@@ -99,7 +49,7 @@ class HttpSession:
         "_max_redirects", "_user_agent", "_origins", "closed", "__weakref__",
     )
 
-    def __init__(self, factory: SessionFactory, base_url: str, keep_alive: bool, pool: Any, owns_pool: bool,
+    def __init__(self, factory: SessionFactory, base_url: str, keep_alive: bool, pool: ConnectionPool, owns_pool: bool,
                  timing: QueueDelay | None = None) -> None:
         settings = factory.settings
         self.factory = factory
@@ -116,7 +66,7 @@ class HttpSession:
         self._owns_pool = owns_pool
         self._private = False
         self._heads: dict[Any, bytes] = self._shared_heads()
-        self._headers: _SessionHeaders | None = None
+        self._headers: SessionHeaders | None = None
         self._cookies: CookieJar | None = None
         self._timing: QueueDelay | None = timing
         self._ct = settings.connect_timeout
@@ -145,12 +95,12 @@ class HttpSession:
         """Default headers sent with every request of this session."""
         h = self._headers
         if h is None:
-            h = self._headers = _SessionHeaders(self._heads_changed)
+            h = self._headers = SessionHeaders(self._heads_changed)
         return h
 
     @headers.setter
     def headers(self, value: Mapping[str, str]) -> None:
-        h = _SessionHeaders(self._heads_changed)
+        h = SessionHeaders(self._heads_changed)
         dict.update(h, value)
         self._headers = h
         self._heads_changed()
@@ -233,7 +183,7 @@ class HttpSession:
             body = _json.dumps(json).encode()
             ctype = "application/json"
         elif data is not None:
-            body, ctype = self._encode_data(data)
+            body, ctype = encode_data(data)
         if path[:1] == "/" and self._has_base:
             origin = self._origin
             target = self._base_path + path
@@ -244,16 +194,16 @@ class HttpSession:
             if isinstance(query, bytes):
                 query = query.decode()
             target = f"{target}{'&' if '?' in target else '?'}{query}"
-        if body is None and method not in _BODY_METHODS:  # cached value is the whole request
+        if body is None and method not in BODY_METHODS:  # cached value is the whole request
             if headers is None and origin is self._origin:
                 key: Any = (method, target)
             else:
-                key = (method, target, origin.key, _headers_key(headers))
+                key = (method, target, origin.key, headers_key(headers))
             wire = self._heads.get(key)
             if wire is None:
                 wire = self._encode_head(method, target, origin, headers, None, key, True)
         else:  # cached value is the head without Content-Length and blank line
-            key = (method, target, origin.key, _headers_key(headers), ctype, 1)
+            key = (method, target, origin.key, headers_key(headers), ctype, 1)
             pre = self._heads.get(key)
             if pre is None:
                 pre = self._encode_head(method, target, origin, headers, ctype, key, False)
@@ -265,10 +215,11 @@ class HttpSession:
         t0 = perf_counter()
         try:
             status, head, rbody, nbytes, truncated = self._exchange(origin, wire, method, ct, rt, t0)
-            error = None if status < 400 else self._status_error(status, head)
-            if allow_redirects and status in _REDIRECTS:
-                status, head, rbody, nbytes, truncated, origin, target, error = self._follow(
-                    method, origin, target, headers, body, ctype, status, head, rbody, nbytes, truncated, ct, rt
+            error = None if status < 400 else status_error(status, head)
+            if allow_redirects and status in REDIRECTS:
+                status, head, rbody, nbytes, truncated, origin, target, error = follow(
+                    self._exchange, self._encode_head, self._resolve, self._max_redirects,
+                    method, origin, target, headers, body, ctype, status, head, rbody, nbytes, truncated, ct, rt,
                 )
         except _TRANSPORT_ERRORS as exc:
             status, head, rbody, nbytes, truncated = 0, b"", b"", 0, False
@@ -316,60 +267,7 @@ class HttpSession:
             return status, head, body, nbytes, truncated
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _follow(
-        self,
-        method: str,
-        origin: Origin,
-        target: str,
-        headers: Mapping[str, Any] | None,
-        body: bytes | None,
-        ctype: str | None,
-        status: int,
-        head: bytes,
-        rbody: bytes,
-        nbytes: int,
-        truncated: bool,
-        ct: float | None,
-        rt: float | None,
-    ) -> tuple[int, bytes, bytes, int, bool, Origin, str, str | None]:
-        """Follow redirects (at most max_redirects); returns the final exchange and location."""
-        for _ in range(self._max_redirects):
-            location = Headers.parse(head).get("location")
-            if not location:
-                break
-            url = urljoin(origin.prefix + target, location.strip())
-            try:
-                origin, target = self._resolve(url)
-            except ValueError as exc:
-                raise ProtocolError(f"cannot follow redirect to {location!r}: {exc}") from None
-            if status == 303 and method != "HEAD" or status in (301, 302) and method == "POST":
-                method, body, ctype = "GET", None, None
-            pre = self._encode_head(method, target, origin, headers, ctype, None)
-            if body is not None:
-                wire = b"%sContent-Length: %d\r\n\r\n%s" % (pre, len(body), body)
-            elif method in _BODY_METHODS:
-                wire = pre + b"Content-Length: 0\r\n\r\n"
-            else:
-                wire = pre + b"\r\n"
-            status, head, rbody, n, truncated = self._exchange(origin, wire, method, ct, rt, perf_counter())
-            nbytes += n
-            if status not in _REDIRECTS:
-                error = None if status < 400 else self._status_error(status, head)
-                return status, head, rbody, nbytes, truncated, origin, target, error
-        else:
-            return status, head, rbody, nbytes, truncated, origin, target, (
-                f"TooManyRedirects: more than {self._max_redirects} redirects"
-            )
-        error = None if status < 400 else self._status_error(status, head)
-        return status, head, rbody, nbytes, truncated, origin, target, error
-
     # -- helpers --------------------------------------------------------------------------
-    @staticmethod
-    def _status_error(status: int, head: bytes) -> str:
-        line = head.split(b"\r\n", 1)[0].split(b" ", 2)
-        reason = line[2].decode("latin-1") if len(line) == 3 else ""
-        return f"HTTPError: {status} {reason}".rstrip()
-
     def _resolve(self, path: str) -> tuple[Origin, str]:
         """(Origin, target) for an absolute URL or a path relative to the base URL."""
         low = path[:8].lower()
@@ -393,16 +291,6 @@ class HttpSession:
             target = f"{target}?{parts.query}"
         return origin, target
 
-    @staticmethod
-    def _encode_data(data: Any) -> tuple[bytes, str | None]:
-        if isinstance(data, bytes):
-            return data, None
-        if isinstance(data, (bytearray, memoryview)):
-            return bytes(data), None
-        if isinstance(data, str):
-            return data.encode(), None
-        return urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
-
     def _encode_head(
         self,
         method: str,
@@ -410,41 +298,14 @@ class HttpSession:
         origin: Origin,
         headers: Mapping[str, Any] | None,
         ctype: str | None,
-        key: Any,
+        key: Any = None,
         final: bool = False,
     ) -> bytes:
-        """Request line and header lines, cached under `key` (if hashable); `final` adds the
-        blank line that ends a request without body."""
-        if " " in target or "\r" in target or "\n" in target:
-            target = target.replace(" ", "%20").replace("\r", "%0D").replace("\n", "%0A")
-        fields: dict[str, tuple[str, str]] = {
-            "host": ("Host", origin.host_header),
-            "user-agent": ("User-Agent", self._user_agent),
-            "accept": ("Accept", "*/*"),
-        }
-        for src in (self._headers, headers):
-            if src:
-                for k, v in src.items():
-                    if v is None:
-                        fields.pop(k.lower(), None)
-                        continue
-                    v = str(v)
-                    _check_header(k, v)
-                    fields[k.lower()] = (k, v)
-        cookie = self._cookies.header(origin.host) if self._cookies is not None else None
-        if cookie is not None:
-            old = fields.get("cookie")
-            fields["cookie"] = ("Cookie", f"{old[1]}; {cookie}" if old else cookie)
-        if ctype is not None and "content-type" not in fields:
-            fields["content-type"] = ("Content-Type", ctype)
-        if not self._keep_alive:
-            fields["connection"] = ("Connection", "close")
-        lines = [f"{method} {target} HTTP/1.1"]
-        lines.extend(f"{k}: {v}" for k, v in fields.values())
-        lines.append("")
-        if final:
-            lines.append("")
-        pre = "\r\n".join(lines).encode("latin-1", errors="strict")
+        """`encode_head` with this session's headers, cookies and keep-alive, cached under `key`
+        (unless None); `final` adds the blank line that ends a request without body."""
+        jar = self._cookies
+        pre = encode_head(method, target, origin, self._user_agent, self._headers, headers,
+                          jar.header(origin.host) if jar is not None else None, ctype, self._keep_alive, final)
         if key is not None:
             heads = self._heads
             if len(heads) >= (_HEAD_CACHE_MAX if self._private else _SHARED_HEAD_CACHE_MAX):

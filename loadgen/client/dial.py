@@ -1,0 +1,112 @@
+"""Dialing a new connection: DNS (through the cache), TCP connect, and the TLS handshake.
+
+A handshake offers the cached TLS session for the origin and holds one of the process-wide
+`HANDSHAKES` slots; every socket that connects is counted as opened, and as closed again if
+the handshake then fails.
+"""
+
+from __future__ import annotations
+
+import socket as _stdsocket
+from typing import TYPE_CHECKING
+
+import gevent
+from gevent import socket as gsocket
+from gevent.lock import BoundedSemaphore
+
+from .counters import COUNTERS
+from .errors import ConnectTimeout
+
+if TYPE_CHECKING:
+    from gevent import ssl
+
+    from .dns import DnsCache
+    from .tls import TLSSessionCache
+    from .urls import Origin
+
+TLSKey = tuple[str, int, str | None]
+"""What the TLS session cache is keyed by: (host, port, server name)."""
+
+MAX_CONCURRENT_HANDSHAKES = 256
+# a handshake holds ~50 KB of OpenSSL buffers: bound how many run at once, so a connect storm
+# (thousands of users starting together) cannot pile them up while the CPU catches up
+HANDSHAKES = BoundedSemaphore(MAX_CONCURRENT_HANDSHAKES)
+
+
+def dial(
+    origin: Origin,
+    dns: DnsCache,
+    connect_timeout: float | None,
+    ssl_context: ssl.SSLContext | None = None,
+    tls_cache: TLSSessionCache | None = None,
+) -> tuple[gsocket.socket, TLSKey | None]:
+    """Resolve, connect and (https) handshake, offering a cached TLS session.
+
+    Returns the socket, without a timeout (reads are bounded by the connection's watchdog),
+    and the TLS session cache key for https (None for http)."""
+    if connect_timeout is None:
+        addr = dns.resolve(origin.host, origin.port)
+    else:
+        with gevent.Timeout(connect_timeout, False):
+            addr = ""
+            addr = dns.resolve(origin.host, origin.port)
+        if not addr:
+            raise ConnectTimeout(f"DNS lookup of {origin.host} timed out after {connect_timeout} s")
+    family = _stdsocket.AF_INET6 if ":" in addr else _stdsocket.AF_INET
+    sock = gsocket.socket(family, _stdsocket.SOCK_STREAM)
+    try:
+        sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+        sock.settimeout(connect_timeout)
+        try:
+            sock.connect((addr, origin.port))
+        except TimeoutError:
+            raise ConnectTimeout(
+                f"connect to {origin.host_header} ({addr}) timed out after {connect_timeout} s"
+            ) from None
+        COUNTERS.opened += 1
+        tls_key: TLSKey | None = None
+        if origin.tls:
+            assert ssl_context is not None
+            tls_key = (origin.host, origin.port, origin.host)
+            sock = _handshake(sock, origin, tls_key, connect_timeout, ssl_context, tls_cache)
+            if sock.session_reused:
+                COUNTERS.tls_resumed += 1
+            else:
+                COUNTERS.tls_full += 1
+        sock.settimeout(None)  # reads are bounded by the watchdog
+    except BaseException:
+        sock.close()
+        raise
+    return sock, tls_key
+
+
+def _handshake(
+    sock: gsocket.socket,
+    origin: Origin,
+    tls_key: TLSKey,
+    connect_timeout: float | None,
+    ssl_context: ssl.SSLContext,
+    tls_cache: TLSSessionCache | None,
+) -> gsocket.socket:
+    """Wrap the connected `sock` in TLS, holding a handshake slot; on failure, counts it closed."""
+    cached = tls_cache.checkout(tls_key, connect_timeout) if tls_cache is not None else None
+    if not HANDSHAKES.acquire(timeout=connect_timeout):
+        COUNTERS.closed += 1
+        if tls_cache is not None:
+            tls_cache.abandon(tls_key)
+        raise ConnectTimeout(f"no TLS handshake slot within {connect_timeout} s: the generator is "
+                             "saturated with handshakes")
+    try:
+        tsock = ssl_context.wrap_socket(sock, server_hostname=origin.host, session=cached)
+    except BaseException as exc:
+        COUNTERS.closed += 1
+        if tls_cache is not None:
+            tls_cache.abandon(tls_key)
+        if isinstance(exc, TimeoutError):
+            raise ConnectTimeout(
+                f"TLS handshake with {origin.host_header} timed out after {connect_timeout} s"
+            ) from None
+        raise
+    finally:
+        HANDSHAKES.release()
+    return tsock
