@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,9 @@ from loadgen.outputs import (
     write_json,
     write_reports,
 )
-from loadgen.outputs.console import MAX_ERRORS, clean_text, fmt_count, fmt_ms
+from loadgen.outputs.numbers import fmt_count, fmt_ms
+from loadgen.outputs.summary import MAX_ERRORS
+from loadgen.outputs.text import clean_text
 
 # --------------------------------------------------------------------------- JSON
 
@@ -238,6 +241,26 @@ def test_summary_empty_report() -> None:
 )
 def test_fmt_ms(value: float | None, expected: str) -> None:
     assert fmt_ms(value) == expected
+
+
+def test_html_report_and_summary_show_the_same_figures() -> None:
+    from html import unescape
+
+    from loadgen.outputs.html_report import render_body
+
+    report = sample_report()
+    report["totals"].update(requests=10_000, failures=1_234, bytes_received=1_536_000)
+    report["totals"]["latency_ms"]["p99"] = 12.3456
+    report["thresholds"] = [{"expression": "p99<10ms", "observed": 1234.5678, "pass": False}]
+    summary = format_summary(report)
+    page = unescape(render_body(report))
+    tiles = {k: v for v, k in re.findall(r'<div class="v">([^<]*)</div><div class="k">([^<]*)</div>', page)}
+
+    console_p99 = re.search(r"latency ms: .*\bp99 ([^,]+),", summary)
+    assert console_p99 is not None and console_p99.group(1) == tiles["p99 ms"] == "12"
+    assert "received 1.5 MiB" in summary and tiles["received"] == "1.5 MiB"
+    assert "failures 1,234 (12.3%)" in summary and tiles["failures"] == "1,234 (12.3%)"
+    assert "observed 1235" in summary and "<td>1235</td>" in page
 
 
 # --------------------------------------------------------------------------- live output

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from loadgen.outputs.console import ConsoleOutput, format_live_line, format_summary
+from typing import Any
+
+from loadgen.outputs.console import ConsoleOutput, format_live_line
 from loadgen.outputs.csv_report import write_csv
 from loadgen.outputs.json_report import write_json
+from loadgen.outputs.summary import format_summary
 
 __all__ = ["ConsoleOutput", "format_live_line", "format_summary", "write_csv", "write_json", "write_reports"]
 
 
-def write_reports(report: dict, json_path: str | None = None, csv_prefix: str | None = None,
+def write_reports(report: dict[str, Any], json_path: str | None = None, csv_prefix: str | None = None,
                   html_path: str | None = None, junit_path: str | None = None) -> list[str]:
     """Write the requested file reports; return the paths written (JSON first, then CSV, then HTML)."""
     paths: list[str] = []

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from loadgen.outputs.json_report import atomic_write_text
+from loadgen.outputs.numbers import as_number, rounded
 
 PERCENTILE_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "p999", "max")
 STATS_COLUMNS = ("method", "name", "requests", "failures", "rps", *PERCENTILE_KEYS, "bytes_received")
@@ -22,14 +22,13 @@ def _cell(value: Any) -> Any:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return ""
-        rounded = round(value, 3)
-        return int(rounded) if rounded.is_integer() else rounded
+        v = as_number(value)
+        return "" if v is None else rounded(v, 3)
     return value
 
 
-def _stats_row(method: str, name: str, src: dict) -> list[Any]:
+def _stats_row(method: str, name: str, src: dict[str, Any]) -> list[Any]:
+    """One row of the stats file: counts, rate, latency percentiles and bytes."""
     lat = src.get("latency_ms") or {}
     row: list[Any] = [method, name, src.get("requests", 0), src.get("failures", 0), src.get("rps", 0.0)]
     row += [lat.get(k) for k in PERCENTILE_KEYS]
@@ -38,6 +37,7 @@ def _stats_row(method: str, name: str, src: dict) -> list[Any]:
 
 
 def _render(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV text: the header row, then ``rows``."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
@@ -45,7 +45,7 @@ def _render(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
-def _timeline_columns(timeline: list[dict]) -> list[str]:
+def _timeline_columns(timeline: list[dict[str, Any]]) -> list[str]:
     """Union of the timeline keys in first-seen order, ``t`` first."""
     cols: dict[str, None] = {"t": None}
     for point in timeline:
@@ -53,7 +53,7 @@ def _timeline_columns(timeline: list[dict]) -> list[str]:
     return list(cols)
 
 
-def write_csv(report: dict, prefix: str) -> list[str]:
+def write_csv(report: dict[str, Any], prefix: str) -> list[str]:
     """Write the stats, errors and timeline CSV files for ``report``; return their paths."""
     endpoints = report.get("endpoints") or []
     stats_rows = [_stats_row(e.get("method", ""), e.get("name", ""), e) for e in endpoints]

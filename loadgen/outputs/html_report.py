@@ -7,56 +7,31 @@ Tables are rendered here (escaped, readable without JavaScript); the charts over
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import Any
 
 from loadgen.outputs.json_report import atomic_write_text
+from loadgen.outputs.numbers import (
+    as_number,
+    fmt_bytes,
+    fmt_count,
+    fmt_duration,
+    fmt_float,
+    fmt_ms,
+    fmt_observed,
+    fmt_pct,
+    fmt_rate,
+    number_or_zero,
+)
 from loadgen.outputs.serving import read_asset
 
 MAX_ERRORS = 200
 Cell = tuple[str, str]  # (text, css class)
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def fmt_int(value: Any) -> str:
-    v = _num(value)
-    return "-" if v is None else f"{round(v):,}"
-
-
-def fmt_float(value: Any, digits: int = 1) -> str:
-    v = _num(value)
-    return "-" if v is None else f"{v:,.{digits}f}"
-
-
-def fmt_ms(value: Any) -> str:
-    v = _num(value)
-    if v is None:
-        return "-"
-    return f"{v:.2f}" if v < 9.995 else f"{v:,.0f}"
-
-
-def fmt_pct(part: Any, whole: Any) -> str:
-    p, w = _num(part) or 0.0, _num(whole) or 0.0
-    return f"{100.0 * p / w:.2f}%" if w > 0 else "0.00%"
-
-
-def fmt_bytes(value: Any) -> str:
-    v = _num(value) or 0.0
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(v) < 1024:
-            return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
-        v /= 1024
-    return f"{v:.1f} TiB"
-
-
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Cell]], empty: str, left: int = 0) -> str:
+    """An escaped table; the first ``left`` columns are left-aligned, ``empty`` fills a table with no rows."""
     head = "".join(f'<th class="l">{escape(h)}</th>' if i < left else f"<th>{escape(h)}</th>"
                    for i, h in enumerate(headers))
     body = []
@@ -70,20 +45,25 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Cell]], empty: str, l
 
 
 def _card(title: str, content: str) -> str:
+    """A titled card around already-escaped ``content``."""
     return f'<section class="card"><h2>{escape(title)}</h2>{content}</section>'
 
 
-def _latency_cells(lat: dict, keys: Sequence[str] = ("p50", "p90", "p95", "p99", "p999", "max")) -> list[Cell]:
+LATENCY_KEYS = ("p50", "p90", "p95", "p99", "p999", "max")
+
+
+def _latency_cells(lat: dict[str, Any], keys: Sequence[str] = LATENCY_KEYS) -> list[Cell]:
+    """Percentile cells (milliseconds) for one endpoint row."""
     return [(fmt_ms(lat.get(k)), "") for k in keys]
 
 
-def timeline_rows(report: dict) -> list[list]:
+def timeline_rows(report: dict[str, Any]) -> list[list[float | None]]:
     """Compact per-second points for the charts: [t, users, requests, failures, p50, p95, p99]."""
-    rows = []
+    rows: list[list[float | None]] = []
     for p in report.get("timeline") or []:
-        rows.append([_num(p.get("t")) or 0.0, _num(p.get("users")) or 0, _num(p.get("requests")) or 0,
-                     _num(p.get("failures")) or 0, _num(p.get("p50_ms")), _num(p.get("p95_ms")),
-                     _num(p.get("p99_ms"))])
+        rows.append([number_or_zero(p.get("t")), number_or_zero(p.get("users")), number_or_zero(p.get("requests")),
+                     number_or_zero(p.get("failures")), as_number(p.get("p50_ms")), as_number(p.get("p95_ms")),
+                     as_number(p.get("p99_ms"))])
     return rows
 
 
@@ -93,7 +73,8 @@ def script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_body(report: dict) -> str:
+def render_body(report: dict[str, Any]) -> str:
+    """The page body: header, summary tiles, thresholds, chart canvases and the tables."""
     totals = report.get("totals") or {}
     lat = totals.get("latency_ms") or {}
     users = report.get("users") or {}
@@ -105,29 +86,29 @@ def render_body(report: dict) -> str:
         verdict = (f' &middot; <span class="fail">{len(failed)} of {len(thresholds)} thresholds failed</span>' if failed
                    else f' &middot; <span class="pass">all {len(thresholds)} thresholds passed</span>')
     target = options.get("host") or ""
-    subtitle = (f"{escape(str(report.get('started_at', '')))} &middot; {fmt_float(report.get('duration_s'), 1)} s"
+    subtitle = (f"{escape(str(report.get('started_at', '')))} &middot; {fmt_duration(report.get('duration_s'))}"
                 + (f" &middot; {escape(str(target))}" if target else "")
                 + (f" &middot; stopped: {escape(str(report['stop_reason']))}" if report.get("stop_reason") else "")
                 + verdict)
     out = [f"<header><h1>loadgen report</h1><p>{subtitle}</p></header><main>"]
 
     tiles = [
-        (fmt_int(totals.get("requests")), "requests"),
-        (f"{fmt_int(totals.get('failures'))} ({fmt_pct(totals.get('failures'), totals.get('requests'))})", "failures"),
-        (fmt_float(totals.get("rps")), "requests/s"),
-        (f"{fmt_int(users.get('peak'))} / {fmt_int(users.get('target'))}", "users peak / target"),
+        (fmt_count(totals.get("requests")), "requests"),
+        (f"{fmt_count(totals.get('failures'))} ({fmt_pct(totals.get('failures'), totals.get('requests'))})", "failures"),
+        (fmt_rate(totals.get("rps")), "requests/s"),
+        (f"{fmt_count(users.get('peak'))} / {fmt_count(users.get('target'))}", "users peak / target"),
         (fmt_ms(lat.get("p50")), "p50 ms"), (fmt_ms(lat.get("p95")), "p95 ms"), (fmt_ms(lat.get("p99")), "p99 ms"),
         (fmt_ms(lat.get("max")), "max ms"), (fmt_bytes(totals.get("bytes_received")), "received"),
     ]
     if totals.get("dropped"):
-        tiles.append((fmt_int(totals.get("dropped")), "dropped iterations"))
+        tiles.append((fmt_count(totals.get("dropped")), "dropped iterations"))
     out.append('<section class="tiles">' + "".join(
         f'<div class="tile"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>' for v, k in tiles)
         + "</section>")
 
     if thresholds:
         rows = [[(str(t.get("expression", "")), "l"), ("pass" if t.get("pass") else "FAIL", "l pass" if t.get("pass") else "l fail"),
-                 ("-" if _num(t.get("observed")) is None else f"{t['observed']:,.4g}", "")] for t in thresholds]
+                 (fmt_observed(t.get("observed")), "")] for t in thresholds]
         out.append(_card("Thresholds", _table(["threshold", "result", "observed"], rows, "none", left=2)))
 
     out.append('<section class="charts">'
@@ -140,32 +121,32 @@ def render_body(report: dict) -> str:
     rows = []
     for e in endpoints:
         fail_cls = "fail" if e.get("failures") else ""
-        rows.append([(str(e.get("method", "")), "l"), (str(e.get("name", "")), "wrap"), (fmt_int(e.get("requests")), ""),
-                     (f"{fmt_int(e.get('failures'))} ({fmt_pct(e.get('failures'), e.get('requests'))})", fail_cls),
-                     (fmt_float(e.get("rps")), ""), (fmt_ms((e.get("latency_ms") or {}).get("mean")), ""),
+        rows.append([(str(e.get("method", "")), "l"), (str(e.get("name", "")), "wrap"), (fmt_count(e.get("requests")), ""),
+                     (f"{fmt_count(e.get('failures'))} ({fmt_pct(e.get('failures'), e.get('requests'))})", fail_cls),
+                     (fmt_rate(e.get("rps")), ""), (fmt_ms((e.get("latency_ms") or {}).get("mean")), ""),
                      *_latency_cells(e.get("latency_ms") or {})])
     if endpoints:
-        rows.append([("", "l"), ("Aggregated", "l"), (fmt_int(totals.get("requests")), ""),
-                     (f"{fmt_int(totals.get('failures'))} ({fmt_pct(totals.get('failures'), totals.get('requests'))})", ""),
-                     (fmt_float(totals.get("rps")), ""), (fmt_ms(lat.get("mean")), ""), *_latency_cells(lat)])
+        rows.append([("", "l"), ("Aggregated", "l"), (fmt_count(totals.get("requests")), ""),
+                     (f"{fmt_count(totals.get('failures'))} ({fmt_pct(totals.get('failures'), totals.get('requests'))})", ""),
+                     (fmt_rate(totals.get("rps")), ""), (fmt_ms(lat.get("mean")), ""), *_latency_cells(lat)])
     out.append(_card("Endpoints", _table(["method", "name", "requests", "failures", "req/s", "mean ms", *lat_headers],
                                          rows, "no requests", left=2)))
 
-    errors = sorted(report.get("errors") or [], key=lambda r: -(_num(r.get("count")) or 0))
-    rows = [[(fmt_int(r.get("count")), ""), (str(r.get("method", "")), "l"), (str(r.get("name", "")), "wrap"),
+    errors = sorted(report.get("errors") or [], key=lambda r: -number_or_zero(r.get("count")))
+    rows = [[(fmt_count(r.get("count")), ""), (str(r.get("method", "")), "l"), (str(r.get("name", "")), "wrap"),
              (str(r.get("error", "")), "wrap")] for r in errors[:MAX_ERRORS]]
     more = f" (top {MAX_ERRORS} of {len(errors)})" if len(errors) > MAX_ERRORS else ""
     out.append(_card("Errors" + more, _table(["count", "method", "name", "error"], rows, "no errors")))
 
     c = report.get("connections") or {}
-    conn = [[(fmt_int(c.get(k)), "") for k in ("opened", "closed", "tls_handshakes", "tls_resumed", "dns_lookups",
-                                                "dns_hits")] + [(fmt_float(c.get("requests_per_connection"), 1), "")]]
+    conn = [[(fmt_count(c.get(k)), "") for k in ("opened", "closed", "tls_handshakes", "tls_resumed", "dns_lookups",
+                                                "dns_hits")] + [(fmt_rate(c.get("requests_per_connection")), "")]]
     out.append(_card("Connections", _table(["opened", "closed", "TLS handshakes", "TLS resumed", "DNS lookups",
                                             "DNS cache hits", "requests/connection"], conn if c else [], "no data")))
 
     workers = report.get("workers") or []
     rows = [[(str(w.get("id", "")), "l"), (str(w.get("host", "")), "l"), (str(w.get("state", "")), "l"),
-             (fmt_int(w.get("users")), ""), (fmt_int(w.get("requests")), ""), (fmt_int(w.get("failures")), ""),
+             (fmt_count(w.get("users")), ""), (fmt_count(w.get("requests")), ""), (fmt_count(w.get("failures")), ""),
              (fmt_float(w.get("cpu_percent")), ""), (fmt_float(w.get("rss_mb")), "")] for w in workers]
     out.append(_card(f"Workers ({len(workers)})", _table(["worker", "host", "state", "peak users", "requests", "failures",
                                                           "CPU %", "RSS MB"], rows, "none", left=3)))
@@ -182,7 +163,7 @@ def render_body(report: dict) -> str:
     return "".join(out)
 
 
-def render_html(report: dict, read: Callable[[str], str] = read_asset) -> str:
+def render_html(report: dict[str, Any], read: Callable[[str], str] = read_asset) -> str:
     """The whole report page as a string."""
     title = f"loadgen report {report.get('started_at', '')}".strip()
     page = read("report.html")
@@ -194,6 +175,6 @@ def render_html(report: dict, read: Callable[[str], str] = read_asset) -> str:
     return page.replace("<!--@body@-->", render_body(report), 1)
 
 
-def write_html(report: dict, path: str) -> None:
+def write_html(report: dict[str, Any], path: str) -> None:
     """Atomically write the self-contained HTML report to ``path``."""
     atomic_write_text(path, render_html(report))

@@ -1,0 +1,179 @@
+"""The final run summary: a ``loadgen.report/1`` dict as aligned plain text (no colour codes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadgen.outputs.numbers import (
+    fmt_bytes,
+    fmt_count,
+    fmt_duration,
+    fmt_float,
+    fmt_ms,
+    fmt_observed,
+    fmt_pct,
+    fmt_rate,
+    number_or_zero,
+)
+from loadgen.outputs.text import MAX_ERROR_CELLS, MAX_NAME_CELLS, clean_text, render_table, rule, warning_text
+
+MAX_ERRORS = 20  # distinct errors listed; the rest are counted in one line
+LATENCY_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "p999", "max")
+
+ENDPOINT_HEADERS = ("Method", "Name", "Reqs", "Fails", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms")
+ENDPOINT_RIGHT = (False, False, True, True, True, True, True, True, True)
+
+
+def endpoint_row(method: Any, name: Any, src: dict[str, Any]) -> list[str]:
+    """The cells of one endpoint (or the aggregated totals) in the endpoints table."""
+    reqs, fails = src.get("requests", 0), src.get("failures", 0)
+    lat = (src.get("latency_ms") or {}) if reqs else {}
+    return [
+        clean_text(method, 10),
+        clean_text(name, MAX_NAME_CELLS),
+        fmt_count(reqs),
+        f"{fmt_count(fails)} ({fmt_pct(fails, reqs)})",
+        fmt_rate(src.get("rps", 0.0)),
+        fmt_ms(lat.get("p50")),
+        fmt_ms(lat.get("p95")),
+        fmt_ms(lat.get("p99")),
+        fmt_ms(lat.get("max")),
+    ]
+
+
+def header_lines(report: dict[str, Any]) -> list[str]:
+    """Title, duration and users, then the request totals."""
+    totals = report.get("totals") or {}
+    users = report.get("users") or {}
+    lines = [f"loadgen summary ({report.get('schema', 'loadgen.report/1')})"]
+    started = report.get("started_at")
+    when = f"started {started}, " if started else ""
+    lines.append(
+        f"{when}duration {fmt_duration(report.get('duration_s'))}, "
+        f"users {fmt_count(users.get('peak', 0))} peak / {fmt_count(users.get('target', 0))} target"
+    )
+    reqs, fails = totals.get("requests", 0), totals.get("failures", 0)
+    lines.append(
+        f"requests {fmt_count(reqs)}, failures {fmt_count(fails)} ({fmt_pct(fails, reqs)}), "
+        f"dropped {fmt_count(totals.get('dropped', 0))}, {fmt_rate(totals.get('rps', 0.0))} req/s, "
+        f"received {fmt_bytes(totals.get('bytes_received', 0))}"
+    )
+    if not reqs:
+        lines.append("no requests were completed")
+    return lines
+
+
+def latency_lines(totals: dict[str, Any]) -> list[str]:
+    """One line each for the overall latency and service-time percentiles (none without requests)."""
+    out: list[str] = []
+    if not totals.get("requests"):
+        return out
+    for key, label in (("latency_ms", "latency"), ("service_ms", "service time")):
+        lat = totals.get(key)
+        if not lat:
+            continue
+        parts = ", ".join(f"{k} {fmt_ms(lat.get(k))}" for k in LATENCY_KEYS if k in lat)
+        out.append(f"{label} ms: {parts}")
+    return out
+
+
+def error_lines(errors: list[dict[str, Any]]) -> list[str]:
+    """The most frequent errors as a table; the rest summed up in one line."""
+    if not errors:
+        return []
+    ranked = sorted(errors, key=lambda e: -number_or_zero(e.get("count")))
+    shown, rest = ranked[:MAX_ERRORS], ranked[MAX_ERRORS:]
+    rows = [
+        [
+            fmt_count(e.get("count", 0)),
+            clean_text(e.get("method", ""), 10),
+            clean_text(e.get("name", ""), MAX_NAME_CELLS),
+            clean_text(e.get("error", ""), MAX_ERROR_CELLS),
+        ]
+        for e in shown
+    ]
+    lines = [
+        "",
+        rule(f"Errors ({fmt_count(len(errors))})"),
+        *render_table(("Count", "Method", "Name", "Error"), rows, (True, False, False, False)),
+    ]
+    if rest:
+        hidden = sum(number_or_zero(e.get("count")) for e in rest)
+        lines.append(f"… {len(rest):,} more ({fmt_count(hidden)} occurrences)")
+    return lines
+
+
+def format_connections(conn: dict[str, Any]) -> str:
+    """The one-line connection summary."""
+    full = conn.get("tls_full", conn.get("tls_handshakes", 0))
+    return (
+        f"Connections: opened {fmt_count(conn.get('opened', 0))}, closed {fmt_count(conn.get('closed', 0))}"
+        f" | TLS full/resumed {fmt_count(full)}/{fmt_count(conn.get('tls_resumed', 0))}"
+        f" | DNS lookups/hits {fmt_count(conn.get('dns_lookups', 0))}/{fmt_count(conn.get('dns_hits', 0))}"
+        f" | {fmt_rate(conn.get('requests_per_connection', 0.0))} requests/connection"
+    )
+
+
+def worker_lines(workers: list[dict[str, Any]]) -> list[str]:
+    """One table row per worker of a distributed run (nothing for a local run)."""
+    if not workers:
+        return []
+    rows = [
+        [
+            clean_text(w.get("id", ""), 40),
+            clean_text(w.get("host", ""), 40),
+            clean_text(w.get("state", ""), 16),
+            fmt_count(w.get("users", 0)),
+            fmt_count(w.get("requests", 0)),
+            fmt_float(w.get("cpu_percent")),
+            fmt_float(w.get("rss_mb")),
+        ]
+        for w in workers
+    ]
+    headers = ("Worker", "Host", "State", "Users", "Reqs", "CPU %", "RSS MB")
+    return [
+        "",
+        rule(f"Workers ({len(workers)})"),
+        *render_table(headers, rows, (False, False, False, True, True, True, True)),
+    ]
+
+
+def threshold_lines(thresholds: list[dict[str, Any]]) -> list[str]:
+    """PASS/FAIL per threshold with its observed value, then the tally."""
+    if not thresholds:
+        return []
+    lines = ["", rule("Thresholds")]
+    rows = [
+        [
+            "PASS" if t.get("pass") else "FAIL",
+            clean_text(t.get("expression", ""), 80),
+            f"observed {fmt_observed(t.get('observed'))}",
+        ]
+        for t in thresholds
+    ]
+    lines += render_table(("Result", "Expression", "Observed"), rows, (False, False, False), indent="  ")[2:]
+    failed = sum(1 for t in thresholds if not t.get("pass"))
+    lines.append(f"  {len(thresholds) - failed} passed, {failed} failed")
+    return lines
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    """Render the final run summary as aligned plain text (no colour codes)."""
+    totals = report.get("totals") or {}
+    lines = header_lines(report) + latency_lines(totals)
+
+    rows = [endpoint_row(e.get("method", ""), e.get("name", ""), e) for e in report.get("endpoints") or []]
+    rows.append(endpoint_row("", "Aggregated", totals))
+    table = render_table(ENDPOINT_HEADERS, rows, ENDPOINT_RIGHT)
+    if len(rows) > 1:
+        table.insert(-1, table[1])  # rule above the Aggregated row
+    lines += ["", rule("Endpoints"), *table]
+
+    lines += error_lines(report.get("errors") or [])
+    lines += ["", format_connections(report.get("connections") or {})]
+    lines += worker_lines(report.get("workers") or [])
+    warnings = report.get("warnings") or []
+    if warnings:
+        lines += ["", rule(f"Warnings ({len(warnings)})"), *(f"  ! {warning_text(w)}" for w in warnings)]
+    lines += threshold_lines(report.get("thresholds") or [])
+    return "\n".join(lines) + "\n"
