@@ -4,6 +4,7 @@
     python bench/run.py --quick         # 1 round x 5 s, smaller memory and accuracy runs (~3 min)
     python bench/run.py --smoke         # 2 s, loadgen vs the lean loop over HTTP, no Locust (the CI test)
     python bench/run.py --sections throughput --rounds 5 --duration 30
+    python bench/run.py --sections throughput --base main --no-locust   # this tree against another commit
 
 Throughput: nginx (1 worker) pinned to CPU 1, every generator pinned to CPU 0 (``taskset``), 50 users, no
 wait, ``GET /`` returning 100 bytes over keep-alive, HTTP and HTTPS. The three generators (loadgen, Locust
@@ -40,6 +41,7 @@ from nginx import Nginx, free_port, nginx_binary, pinned, wait_accepting  # noqa
 
 TOOLS = ("loadgen", "locust", "lean")
 USERS = 50
+BASE_DIR: Path | None = None  # --base REV: a checkout of REV whose loadgen runs as the tool "base"
 
 
 def log(message: str) -> None:
@@ -83,9 +85,13 @@ class BuiltinTarget:
 def run_once(tool: str, scheme: str, server: Any, seconds: float, tmp: Path) -> dict[str, Any]:
     url = server.https_url if scheme == "https" else server.http_url
     out = tmp / f"{tool}-{scheme}-{time.monotonic_ns()}.json"
-    if tool == "loadgen":
+    env, cwd = bench_env(), REPO
+    if tool in ("loadgen", "base"):
         cmd = loadgen_cmd("loadgen_tight.py", url, USERS, USERS, seconds, str(out),
                           extra=("--insecure",) if scheme == "https" else ())
+        if tool == "base":
+            assert BASE_DIR is not None
+            env, cwd = dict(os.environ, PYTHONPATH=str(BASE_DIR)), BASE_DIR  # `-m loadgen` imports the base's
     elif tool == "locust":
         from locust_env import locust_command
 
@@ -94,13 +100,13 @@ def run_once(tool: str, scheme: str, server: Any, seconds: float, tmp: Path) -> 
         cmd = pinned("0", [sys.executable, str(SCRIPTS / "lean_loop.py"), "--url", url + "/", "--users", str(USERS),
                            "--duration", f"{seconds:g}", "--json", str(out)])
     nginx_cpu0, wall0 = server.cpu_seconds(), time.time()
-    proc = Measured(cmd, env=bench_env())
+    proc = Measured(cmd, env=env, cwd=cwd)
     run_all([proc], timeout=seconds + 60)
     nginx_cpu = 100.0 * (server.cpu_seconds() - nginx_cpu0) / max(time.time() - wall0, 1e-9)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{tool} {scheme} exited {proc.returncode}: {proc.stderr()[-2000:]}")
     steady_end = seconds - 1
-    if tool == "loadgen":
+    if tool in ("loadgen", "base"):
         report = json.loads(out.read_text())
         requests, failures = report["totals"]["requests"], report["totals"]["failures"]
         rps = report["totals"]["rps"]
@@ -158,7 +164,7 @@ def run_throughput(rounds: int, seconds: float, tools: tuple[str, ...], schemes:
                     "failures": sum(x["failures"] for x in mine),
                     "command": mine[0]["command"],
                 }
-        for other in ("locust", "lean"):
+        for other in ("locust", "lean", "base"):
             a, b = summary.get(f"loadgen_{scheme}"), summary.get(f"{other}_{scheme}")
             if a and b and b["median_rps"]:
                 per_round = []
@@ -244,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default="throughput,memory,accuracy")
     parser.add_argument("--no-locust", action="store_true", help="skip everything that needs Locust")
     parser.add_argument("--out", default=str(BENCH / "results"), help="where JSON and latest.md go")
+    parser.add_argument("--base", default=None, metavar="REV",
+                        help="also run loadgen from git REV, interleaved (throughput): before/after a change")
     args = parser.parse_args(argv)
 
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -275,12 +283,27 @@ def main(argv: list[str] | None = None) -> int:
     if "throughput" in sections:
         log("throughput")
         tools = tuple(t for t in TOOLS if use_locust or t != "locust")
+        base_tmp = None
+        if args.base:
+            global BASE_DIR
+            base_tmp = tempfile.mkdtemp(prefix="loadgen-bench-base-")
+            BASE_DIR = Path(base_tmp) / "tree"
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(BASE_DIR), args.base],
+                           check=True)
+            tools += ("base",)
         schemes = ("http",) if args.smoke else ("http", "https")
         have_nginx = nginx_binary() is not None
         if not have_nginx and not args.smoke:
             raise SystemExit("nginx is not installed (apt-get install -y nginx)")
-        with (Nginx() if have_nginx else BuiltinTarget()) as server:
-            res = run_throughput(rounds, seconds, tools, schemes, server)
+        try:
+            with (Nginx() if have_nginx else BuiltinTarget()) as server:
+                res = run_throughput(rounds, seconds, tools, schemes, server)
+        finally:
+            if base_tmp is not None:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(BASE_DIR)], check=False)
+                shutil.rmtree(base_tmp, ignore_errors=True)
+        if args.base:
+            res["base"] = args.base
         res["target"] = "nginx" if have_nginx else "loadgen target"
         results["throughput"] = res
         md += ["## Throughput", ""] + throughput_table(res) + [""]

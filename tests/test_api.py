@@ -117,3 +117,37 @@ def test_fastapi_example_relays_a_live_test(tmp_path: Path, target: str) -> None
         assert report["totals"]["requests"] > 0 and report["stop_reason"] == "stopped from the web API"
     finally:
         stop_process(server, timeout=10)
+
+
+# set_users() during a stage plan: the ramp gives way, the test runs on to its run time (it used to end there)
+STAGED = r'''
+import json, sys, time
+import loadgen.api
+handle = loadgen.api.start(script=sys.argv[1], host=sys.argv[2], users=1, spawn_rate=50, run_time=7,
+                           stages="2s:2,1s:2")
+changed = None
+for snap in handle.stream(timeout=20):
+    if changed is None and snap["elapsed"] >= 1:
+        changed = handle.set_users(3, spawn_rate=100)
+code = handle.wait(30)
+report = handle.report()
+print(json.dumps({"code": code, "reason": report["stop_reason"], "duration": report["duration_s"],
+                  "requests": report["totals"]["requests"], "peak": report["users"]["peak"],
+                  "after_ramp": [p["users"] for p in report["timeline"] if 4 <= p["t"] <= 6.5]}))
+handle.close()
+'''
+
+
+def test_set_users_during_stages_keeps_the_test_running(tmp_path: Path, target: str) -> None:
+    from servers import reset_target, target_stats
+
+    reset_target(target)
+    script = write_script(tmp_path)
+    out = subprocess.run([sys.executable, "-c", STAGED, str(script), target], capture_output=True, text=True,
+                         timeout=90, env=_env(), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["reason"] == "run time reached", result
+    assert result["duration"] >= 6.5 and result["peak"] == 3, result
+    assert result["after_ramp"] and set(result["after_ramp"]) == {3}, result  # held after the stages ended
+    assert target_stats(target)["requests"] == result["requests"]  # what the target served, exactly

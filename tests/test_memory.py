@@ -100,6 +100,14 @@ def test_memory_returns_after_a_test_and_does_not_grow_over_tests(tmp_path) -> N
     assert 15 * USERS / 1024 < growth < 40 * USERS / 1024, result
     # freed memory goes back to the OS (malloc_trim after close_all); without it RSS stays at the peak
     assert first["after"] - start < 0.35 * growth, result
+    # No growth over tests. RSS after a test is steady to a fraction of a MB, so it carries the strict check
+    # (a leak of 1 KiB per user a test would add 4 MB by the third). A peak is one instant while 2,000 users are
+    # mid-request, and it varies by up to ~15 % of the growth from test to test, in this tree and the one
+    # before it alike.
     slack = 0.05 * growth + 2
-    assert second["peak"] < first["peak"] + slack and third["peak"] < first["peak"] + slack, result
     assert second["after"] < first["after"] + slack and third["after"] < first["after"] + slack, result
+    assert third["after"] < first["after"] + 3, result
+    peak_slack = 0.15 * growth + 2
+    assert second["peak"] < first["peak"] + peak_slack and third["peak"] < first["peak"] + peak_slack, result
+    for t in (second, third):
+        assert t["peak"] - start < 40 * USERS / 1024, result  # each test within the per-user budget

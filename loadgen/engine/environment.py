@@ -50,7 +50,7 @@ class Environment:
         self._rss_stopped = False
 
     def preflight(self, plan: TestPlan) -> list[Notice]:
-        """Raise the open-files limit; warnings ``(kind, message, key)`` when the plan cannot fit in it."""
+        """Raise the open-files limit; notices when the plan cannot fit in it or in the ephemeral ports."""
         warnings: list[Notice] = []
         self._max_users = plan.max_users
         self._pre_allocate = plan.pre_allocate
@@ -77,11 +77,8 @@ class Environment:
 
     def _planned_connections(self, planned: int) -> int:
         """Connections ``planned`` users hold: one each, or at most N per origin with ``--pool shared:N``."""
-        pool = self.options.pool or "user"
-        if pool.startswith("shared"):
-            _, _, size = pool.partition(":")
-            return min(planned, int(size) if size.isdigit() else 10)
-        return planned
+        pool, size = parse_pool(self.options.pool) if self.options.pool else ("user", 0)
+        return min(planned, size) if pool == "shared" else planned
 
     def _port_range_warnings(self, planned: int) -> list[Notice]:
         """Each connection to one target address needs its own local port from the ephemeral range."""
@@ -115,8 +112,8 @@ class Environment:
         return delta
 
     def check(self, label: str = "this process") -> list[Notice]:
-        """Self-monitoring warnings ``(kind, message, key)``: CPU saturation, memory ceiling, stuck users,
-        a blocked event loop (docs/robustness.md)."""
+        """Self-monitoring notices: CPU saturation, memory ceiling, stuck users, a blocked event loop
+        (docs/robustness.md)."""
         warnings: list[Notice] = self.watchdog.check(label)
         if self.blocking is not None:
             warnings.extend(self._blocking_warnings(label))

@@ -13,6 +13,7 @@ from typing import Any
 import gevent
 import zmq.green as zmq
 
+from loadgen.fleet.gate import Gate
 from loadgen.fleet.link import bind_endpoint, master_socket, printable
 from loadgen.fleet.peers import ACTIVE, Peer, PeerState
 from loadgen.fleet.protocol import (
@@ -24,7 +25,6 @@ from loadgen.fleet.protocol import (
     MasterHeartbeat,
     Message,
     Quit,
-    Reject,
     Start,
     Started,
     Stats,
@@ -75,11 +75,6 @@ class Master:
         self.running = False  # between start_test() and stop(): joiners get a share, losses are rebalanced
         self.peers: dict[bytes, Peer] = {}
         self.merging = True  # until stop() returns: deltas are merged into the aggregate as they arrive
-        self.bad_frames = 0  # malformed, unknown type, wrong version, invalid content
-        self.stray_frames = 0  # well-formed, from a peer that never said hello (unauthenticated)
-        self.late_deltas = 0  # deltas merged although their worker had been marked lost
-        self._stray_replies: dict[bytes, float] = {}
-        self._refused: set[bytes] = set()
         self._worker_warnings = 0
         self.target: LoadTarget | None = None
         self.plan: TestPlan | None = None
@@ -92,6 +87,7 @@ class Master:
             self.zap = ZapHandler(self.context, keys.allowed)
         self.endpoint = bind_endpoint(bind)
         self.socket = master_socket(self.context, bind, self.endpoint, keys)
+        self.gate = Gate(self.master_id, self.send, clock)
         self.script_name, self.script_files = script_files(script.path if not script.path.endswith("__init__.py")
                                                            else os.path.dirname(script.path))
         self._greenlets = [gevent.spawn(self._receive_loop), gevent.spawn(self._heartbeat_loop),
@@ -117,7 +113,7 @@ class Master:
                 continue
             identity = frames[0]
             if len(frames) != 2:
-                self.bad_frames += 1
+                self.gate.bad_frames += 1
                 continue
             try:
                 message = decode(frames[1])
@@ -127,10 +123,10 @@ class Master:
             except VersionMismatch as exc:
                 self._refuse_version(identity, exc.version)
             except (FrameError, WireError) as exc:
-                self.bad_frames += 1
+                self.gate.bad_frames += 1
                 log.debug("dropped a frame from %r: %s", identity, exc)
             except Exception:  # noqa: BLE001 - a frame must never kill the master
-                self.bad_frames += 1
+                self.gate.bad_frames += 1
                 log.debug("error handling a frame from %r", identity, exc_info=True)
 
     def _heartbeat_loop(self) -> None:
@@ -174,7 +170,7 @@ class Master:
             return
         peer = self.peers.get(identity)
         if peer is None:
-            self._stray(identity)
+            self.gate.stray(identity)
             return
         peer.last_seen = self.clock()
         if isinstance(message, Heartbeat):
@@ -197,27 +193,10 @@ class Master:
                 if was == PeerState.RUNNING and self.running:
                     self._rebalance()
 
-    def _stray(self, identity: bytes) -> None:
-        """A frame from a peer that never said hello: dropped and counted. A worker of a previous master
-        (restarted on the same address) gets a heartbeat with our id, so that it introduces itself at once."""
-        self.stray_frames += 1
-        now = self.clock()
-        if now - self._stray_replies.get(identity, 0.0) >= 1.0:
-            if len(self._stray_replies) > 10_000:
-                self._stray_replies.clear()
-            self._stray_replies[identity] = now
-            self.send(identity, MasterHeartbeat(master_id=self.master_id))
-
     def _refuse_version(self, identity: bytes, version: object) -> None:
-        self.bad_frames += 1
-        name = printable(identity)
-        reason = (f"protocol version {str(version)[:20]} does not match the master's {PROTOCOL_VERSION}: "
-                  "install the same loadgen version on the master and every worker")
-        self.send(identity, Reject(reason=reason))
-        if identity not in self._refused and len(self._refused) < 1000:
-            self._refused.add(identity)
-            print(f"loadgen master: refused worker {name}: {reason}", file=sys.stderr, flush=True)
-            self._pending_warnings.append(Notice("worker", f"refused worker {name}: {reason}", f"version:{name}"))
+        notice = self.gate.refuse_version(identity, version)
+        if notice is not None:
+            self._pending_warnings.append(notice)
 
     def _hello(self, identity: bytes, hello: Hello) -> None:
         if hello.version != PROTOCOL_VERSION:  # decode() already refuses these; kept for direct callers
@@ -271,7 +250,7 @@ class Master:
         if not self.merging:
             return  # the report is being written
         if peer.state == PeerState.LOST:
-            self.late_deltas += 1
+            self.gate.late_deltas += 1
         # Merged on arrival, in this greenlet: the work spreads over the second instead of piling up in the
         # controller's tick, which then only closes the current second. Same windows as merging at collect().
         self.aggregate.add_delta(peer.id, delta)
@@ -420,15 +399,8 @@ class Master:
                 row.state = "lost" if peer.state == PeerState.LOST and not peer.final else "done"
         for notice in self.check():
             self.aggregate.notify(notice)
-        if self.bad_frames or self.stray_frames:
-            self.aggregate.warn("protocol", f"dropped {self.bad_frames} malformed or unknown frames and "
-                                f"{self.stray_frames} frames from peers that never said hello", key="frames")
-        if self.late_deltas:
-            self.aggregate.warn("worker", f"{self.late_deltas} deltas arrived from workers already marked lost; "
-                                "they are counted", key="late")
-        if self.zap is not None and self.zap.refused:
-            self.aggregate.warn("security", f"refused {self.zap.refused} connections whose CURVE key is not in "
-                                "--curve-allow", key="curve")
+        for notice in self.gate.notices(self.zap.refused if self.zap is not None else 0):
+            self.aggregate.notify(notice)
 
     def quit_workers(self) -> None:
         for peer in self.peers.values():
