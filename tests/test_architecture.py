@@ -76,3 +76,10 @@ def test_no_private_names_imported_across_modules() -> None:
 def test_modules_stay_small() -> None:
     sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_the_architecture_doc_names_every_module() -> None:
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    modules = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py") and p.parts[len(PACKAGE.parts)] != "target"]
+    assert [m for m in modules if f"`{m}`" not in doc] == []
