@@ -117,15 +117,7 @@ class Worker:
 
     # ---- transport ---------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        if self._monitor is not None:
-            try:
-                self.socket.disable_monitor()
-            except zmq.ZMQError:
-                pass
-            self._monitor.close(linger=0)
-            self._monitor = None
-        if self.socket is not None:
-            self.socket.close(linger=0)
+        self._close_link(linger=0)
         self.socket, self._monitor = worker_socket(self.context, self.endpoint, self.worker_id, self.keys)
 
     def send(self, message: Message) -> None:
@@ -402,11 +394,16 @@ class Worker:
         gevent.sleep(0.1)
         for greenlet in self._greenlets:
             greenlet.kill(block=False)
+        self._close_link(linger=200)
+
+    def _close_link(self, linger: int) -> None:
+        """Close the DEALER socket (and its CURVE monitor), letting queued frames go for ``linger`` ms."""
         if self._monitor is not None:
             try:
                 self.socket.disable_monitor()
             except zmq.ZMQError:
                 pass
             self._monitor.close(linger=0)
+            self._monitor = None
         if self.socket is not None:
-            self.socket.close(linger=200)
+            self.socket.close(linger=linger)
