@@ -195,8 +195,11 @@ def test_odd_urls_become_failures(tmp_path: Path) -> None:
         def run() -> str | None:
             out = tmp_path / f"r{index}.json"
             started = time.monotonic()
+            # each request gives up after 0.5 s, well inside the run time plus the stop timeout, however slowly
+            # the machine starts the users (the script's own timeout overrides --connect-timeout)
             proc = run_loadgen("-f", WEB, "-H", host, "-u", "2", "-t", "1s", "-q", "--json", str(out),
-                               "--connect-timeout", "0.5", "--stop-timeout", "1", *extra, timeout=30)
+                               "--connect-timeout", "0.5", "--stop-timeout", "3", *extra, timeout=30,
+                               env={"CORPUS_TIMEOUT": "0.5"})
             if time.monotonic() - started > 12 or "Traceback" in proc.stderr or proc.returncode != 1:
                 return f"exit {proc.returncode} after {time.monotonic() - started:.1f} s: {proc.stderr[-300:]!r}"
             totals = json.loads(out.read_text())["totals"]
