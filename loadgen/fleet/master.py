@@ -156,10 +156,9 @@ class Master:
             if was in ACTIVE:
                 lost_running = True
                 where = "its users go to the other workers" if self.running else "its last numbers may be missing"
-                print(f"loadgen master: worker {peer.id} ({peer.host}) lost: silent for "
-                      f"{now - peer.last_seen:.1f} s; {where}", file=sys.stderr, flush=True)
-                self.aggregate.warn("worker", f"worker {peer.id} ({peer.host}) lost: silent for "
-                                    f"{now - peer.last_seen:.1f} s; {where}", key=f"lost:{peer.id}")
+                text = f"worker {peer.id} ({peer.host}) lost: silent for {now - peer.last_seen:.1f} s; {where}"
+                print(f"loadgen master: {text}", file=sys.stderr, flush=True)
+                self.aggregate.warn("worker", text, key=f"lost:{peer.id}")
         if lost_running and self.running:
             self._rebalance()
 
