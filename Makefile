@@ -11,6 +11,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@# httpbin 0.10.4 pins greenlet<3 on Python < 3.12 although it never imports greenlet; gevent>=24.2 needs
+	@# greenlet>=3: its real dependencies are in the test extra (pyproject.toml), so install it without them
+	$(PY) -m pip install -q --no-deps 'httpbin==0.10.4'
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install loadgen with test extras

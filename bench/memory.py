@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -140,10 +141,13 @@ class Measured:
         return round(statistics.median(values), 1) if values else None
 
 
-def run_all(procs: list[Measured], timeout: float) -> None:
-    """Wait for every process (sampling all of them); kill what outlives ``timeout``."""
+def run_all(procs: list[Measured], timeout: float, tick: Callable[[], object] | None = None) -> None:
+    """Wait for every process (sampling all of them, and calling ``tick`` on every pass); kill what outlives
+    ``timeout``."""
     deadline = time.time() + timeout
     while not all([p.poll() for p in procs]):  # a list: every process is sampled on every pass
+        if tick is not None:
+            tick()
         if time.time() > deadline:
             for p in procs:
                 p.kill()

@@ -55,7 +55,17 @@ http {{
         ssl_certificate_key {d}/key.pem;
         location / {{ return 200 "{body}"; }}
     }}
-}}
+{status}}}
+"""
+
+# ``status=True``: nginx's own request counter (stub_status) on a third loopback port, read by
+# ``Nginx.requests_served()`` to count a generator's requests at the target.
+STATUS_SERVER = """\
+    server {{
+        listen {addr}:{status_port};
+        access_log off;
+        location = /nginx_status {{ stub_status; }}
+    }}
 """
 
 
@@ -125,13 +135,14 @@ def make_cert(directory: Path, address: str = "127.0.0.1") -> tuple[Path, Path]:
 class Nginx:
     """One nginx master + one worker on ``address`` (127.0.0.x only)."""
 
-    def __init__(self, address: str = "127.0.0.1", cpu: str | None = "1", access_log: bool = False) -> None:
+    def __init__(self, address: str = "127.0.0.1", cpu: str | None = "1", access_log: bool = False,
+                 status: bool = False) -> None:
         if not address.startswith("127."):
             raise ValueError("the bench only loads loopback addresses")
-        self.address, self.cpu, self.access_log = address, cpu, access_log
+        self.address, self.cpu, self.access_log, self.status = address, cpu, access_log, status
         self.proc: subprocess.Popen | None = None
         self.dir: Path | None = None
-        self.http_port = self.https_port = 0
+        self.http_port = self.https_port = self.status_port = 0
 
     @property
     def http_url(self) -> str:
@@ -153,6 +164,7 @@ class Nginx:
         self.dir = Path(tempfile.mkdtemp(prefix="loadgen-bench-nginx-"))
         make_cert(self.dir, self.address)
         self.http_port, self.https_port = free_port(self.address), free_port(self.address)
+        self.status_port = free_port(self.address) if self.status else 0
         user = ""
         if os.geteuid() == 0:  # the worker would run as nobody and could not write under our temp dir
             import grp
@@ -164,21 +176,36 @@ class Nginx:
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         nofile = hard if hard != resource.RLIM_INFINITY else 65536
         log = f"access_log {self.dir}/access.log bench;" if self.access_log else "access_log off;"
+        status = STATUS_SERVER.format(addr=self.address, status_port=self.status_port) if self.status else ""
         conf = self.dir / "nginx.conf"
         conf.write_text(CONF.format(user=user, d=self.dir, nofile=nofile, conns=min(MAX_CONNECTIONS, nofile - 200),
                                     access_log=log, addr=self.address, http_port=self.http_port,
-                                    https_port=self.https_port, body=BODY.replace("\n", "\\n")))
+                                    https_port=self.https_port, body=BODY.replace("\n", "\\n"), status=status))
         self.proc = subprocess.Popen(pinned(self.cpu, [binary, "-p", str(self.dir), "-c", str(conf),
                                                        "-e", str(self.dir / "error.log")]),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=_raise_nofile)
         try:
-            for port in (self.http_port, self.https_port):
-                wait_accepting(self.address, port, self.proc)
+            for port in (self.http_port, self.https_port, self.status_port):
+                if port:
+                    wait_accepting(self.address, port, self.proc)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def requests_served(self) -> int:
+        """nginx's total request count (stub_status ``requests``; this status request included). ``status=True``."""
+        if not self.status_port:
+            raise RuntimeError("Nginx(status=True) is needed for requests_served()")
+        with socket.create_connection((self.address, self.status_port), timeout=2) as s:
+            s.sendall(b"GET /nginx_status HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        # "Active connections: 51 \nserver accepts handled requests\n 51 51 123456 \nReading: ..."
+        body = data.split(b"\r\n\r\n", 1)[1].decode()
+        return int(body.splitlines()[2].split()[2])
 
     def worker_pids(self) -> list[int]:
         if self.proc is None:
@@ -212,6 +239,59 @@ class Nginx:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class RequestSampler:
+    """Counts one generator's requests at the target: ``Nginx.requests_served()`` every ``interval`` s (call
+    ``tick()`` often), minus the status requests themselves, as ``(time.time(), requests since the first sample)``.
+    """
+
+    def __init__(self, server: Nginx, interval: float = 0.25) -> None:
+        self.server, self.interval = server, interval
+        self.samples: list[tuple[float, int]] = []
+        self._polls = 0
+        self._base = 0
+        self._next = 0.0
+
+    def sample(self) -> None:
+        raw = self.server.requests_served()
+        self._polls += 1  # every status request counts itself
+        now = time.time()
+        if not self.samples:
+            self._base = raw - self._polls
+        self.samples.append((now, raw - self._polls - self._base))
+        self._next = now + self.interval
+
+    def tick(self) -> None:
+        if time.time() >= self._next:
+            self.sample()
+
+    def rates(self, t0: float, seconds: float, skip_first: float = 2.0, skip_last: float = 1.0) -> dict:
+        """Requests seen, the load's start (s after ``t0``: the midpoint of the samples around the counter's first
+        move), the steady rate over ``[start + skip_first, start + seconds - skip_last]`` (between the samples
+        just inside that window) and per-second counts from the start (interpolated)."""
+        s = self.samples
+        out: dict = {"target_requests": s[-1][1] if s else 0, "load_start_s": None, "target_steady_rps": None,
+                     "target_per_second": []}
+        moving = next((i for i in range(1, len(s)) if s[i][1] > 0), None)
+        if moving is None:
+            return out
+        start = (s[moving - 1][0] + s[moving][0]) / 2
+        out["load_start_s"] = round(start - t0, 3)
+        a, b = start + skip_first, start + seconds - skip_last
+        inside = [x for x in s if a <= x[0] <= b]
+        if len(inside) >= 2 and inside[-1][0] > inside[0][0]:
+            out["target_steady_rps"] = round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 1)
+
+        def at(t: float) -> float:
+            for (ta, na), (tb, nb) in zip(s, s[1:]):
+                if ta <= t <= tb:
+                    return na + (nb - na) * ((t - ta) / (tb - ta) if tb > ta else 1.0)
+            return float(s[-1][1])
+
+        whole = int(s[-1][0] - start)
+        out["target_per_second"] = [round(at(start + k + 1) - at(start + k)) for k in range(whole)]
+        return out
 
 
 def _raise_nofile() -> None:

@@ -1,15 +1,17 @@
 """``make bench``: every benchmark figure, as markdown tables on stdout and JSON in ``bench/results/``.
 
-    python bench/run.py                 # full: 3 interleaved rounds x 20 s, memory, accuracy (~12 min)
+    python bench/run.py                 # full: 3 interleaved rounds x 20 s, memory, accuracy (~15 min)
     python bench/run.py --quick         # 1 round x 5 s, smaller memory and accuracy runs (~3 min)
-    python bench/run.py --smoke         # 2 s, loadgen vs the lean loop over HTTP, no Locust (the CI test)
+    python bench/run.py --smoke         # 2 s, loadgen vs the lean loop over HTTP, no Locust, no k6 (the CI test)
     python bench/run.py --sections throughput --rounds 5 --duration 30
     python bench/run.py --sections throughput --base main --no-locust   # this tree against another commit
 
 Throughput: nginx (1 worker) pinned to CPU 1, every generator pinned to CPU 0 (``taskset``), 50 users, no
-wait, ``GET /`` returning 100 bytes over keep-alive, HTTP and HTTPS. The three generators (loadgen, Locust
-FastHttpUser, the lean gevent loop) run round-robin, N rounds, so machine drift hits them alike; the figure is
-the median of the runs' steady rates (first 2 s and the last second excluded) and the comparison is a ratio.
+wait, ``GET /`` returning 100 bytes over keep-alive, HTTP and HTTPS. The generators (loadgen, Locust
+FastHttpUser, k6 with ``GOMAXPROCS=1``, the lean gevent loop) run round-robin, N rounds, so machine drift hits
+them alike; the figure is the median of the runs' steady rates (first 2 s and the last second excluded) and the
+comparison is a ratio. loadgen, Locust and the lean loop count their own requests; k6's are counted at nginx
+(``stub_status``, sampled every 0.25 s), which is also recorded for the others as a cross-check.
 Everything is bounded in time and loads only 127.0.0.x.
 """
 
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -37,9 +40,10 @@ sys.path.insert(0, str(REPO))
 import accuracy  # noqa: E402
 import memory  # noqa: E402
 from memory import Measured, bench_env, loadgen_cmd, run_all, timeline_rate  # noqa: E402
-from nginx import Nginx, free_port, nginx_binary, pinned, wait_accepting  # noqa: E402
+from nginx import Nginx, RequestSampler, free_port, nginx_binary, pinned, wait_accepting  # noqa: E402
 
-TOOLS = ("loadgen", "locust", "lean")
+TOOLS = ("loadgen", "locust", "k6", "lean")
+RATIO_TO = ("locust", "k6", "lean", "base")  # loadgen/<tool> ratios, in this order
 USERS = 50
 BASE_DIR: Path | None = None  # --base REV: a checkout of REV whose loadgen runs as the tool "base"
 
@@ -96,13 +100,25 @@ def run_once(tool: str, scheme: str, server: Any, seconds: float, tmp: Path) -> 
         from locust_env import locust_command
 
         cmd = locust_command(SCRIPTS / "locust_fast.py", url, USERS, USERS, seconds)
+    elif tool == "k6":
+        from k6_env import k6_command, k6_env
+
+        cmd = k6_command(SCRIPTS / "k6_tight.js", url, USERS, seconds, out)  # out: k6's summary
+        env = k6_env()
     else:
         cmd = pinned("0", [sys.executable, str(SCRIPTS / "lean_loop.py"), "--url", url + "/", "--users", str(USERS),
                            "--duration", f"{seconds:g}", "--json", str(out)])
+    counter = RequestSampler(server) if getattr(server, "status_port", 0) else None
+    if counter is not None:
+        counter.sample()  # the baseline, before the generator starts
     nginx_cpu0, wall0 = server.cpu_seconds(), time.time()
     proc = Measured(cmd, env=env, cwd=cwd)
-    run_all([proc], timeout=seconds + 60)
+    run_all([proc], timeout=seconds + 60, tick=counter.tick if counter is not None else None)
     nginx_cpu = 100.0 * (server.cpu_seconds() - nginx_cpu0) / max(time.time() - wall0, 1e-9)
+    at_target: dict[str, Any] = {}
+    if counter is not None:
+        counter.sample()
+        at_target = counter.rates(proc.t0, seconds) if seconds >= 5 else counter.rates(proc.t0, seconds, 0.0, 0.0)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{tool} {scheme} exited {proc.returncode}: {proc.stderr()[-2000:]}")
     steady_end = seconds - 1
@@ -117,6 +133,16 @@ def run_once(tool: str, scheme: str, server: Any, seconds: float, tmp: Path) -> 
         stats = parse_locust_json(proc.stdout())
         requests, failures, rps = stats["requests"], stats["failures"], stats["rps"]
         steady = stats["steady_rps"] if seconds >= 5 else None
+    elif tool == "k6":
+        from k6_env import parse_k6_summary
+
+        if proc.returncode != 0:
+            raise RuntimeError(f"k6 {scheme} exited {proc.returncode}: {proc.stderr()[-2000:]}")
+        stats = parse_k6_summary(out)
+        requests, failures, rps = stats["requests"], stats["failures"], stats["rps"]
+        # k6 keeps no per-second counts unless told to write every sample (--out json/csv, which costs it CPU):
+        # its steady rate is counted at nginx, over the same window as the others' (see RequestSampler.rates)
+        steady = at_target.get("target_steady_rps") if seconds >= 5 else None
     else:
         stats = json.loads(out.read_text())
         requests, failures, rps = stats["requests"], stats["errors"], stats["rps"]
@@ -132,7 +158,11 @@ def run_once(tool: str, scheme: str, server: Any, seconds: float, tmp: Path) -> 
         "nginx_cpu_percent": round(nginx_cpu, 1),
         "peak_rss_mb": round(proc.maxrss_mb, 1), "loadavg_before": round(proc.loadavg, 2),
         "cpu_pressure_after": proc.pressure_after,
-        "command": " ".join(cmd).replace(str(REPO) + "/", ""),
+        # counted at nginx (stub_status), whatever the tool says: requests served during the run, the steady rate
+        # over [load start + 2 s, load start + duration - 1 s], the load's start after the process's start
+        **at_target,
+        **({"k6_summary": stats} if tool == "k6" else {}),
+        "command": ("GOMAXPROCS=1 " if tool == "k6" else "") + shlex.join(cmd).replace(str(REPO) + "/", ""),
     }
 
 
@@ -160,11 +190,12 @@ def run_throughput(rounds: int, seconds: float, tools: tuple[str, ...], schemes:
                     "median_cpu_percent": _median([x["cpu_percent"] for x in mine]),
                     "median_per_cpu_second": _median([x.get("per_cpu_second") for x in mine]),
                     "median_nginx_cpu_percent": _median([x["nginx_cpu_percent"] for x in mine]),
+                    "median_target_rps": _median([x.get("target_steady_rps") for x in mine]),
                     "peak_rss_mb": max(x["peak_rss_mb"] for x in mine),
                     "failures": sum(x["failures"] for x in mine),
                     "command": mine[0]["command"],
                 }
-        for other in ("locust", "lean", "base"):
+        for other in RATIO_TO:
             a, b = summary.get(f"loadgen_{scheme}"), summary.get(f"{other}_{scheme}")
             if a and b and b["median_rps"]:
                 per_round = []
@@ -192,21 +223,26 @@ def throughput_table(result: dict[str, Any]) -> list[str]:
     s = result["summary"]
     lines = [f"50 users, no wait, `GET /` (100 B), {result['rounds']} interleaved round(s) x {result['seconds']:g} s; "
              "req/s = median of the runs' steady rates", "",
-             "| generator | scheme | median req/s | runs | gen CPU % | req per CPU-second | nginx CPU % | peak RSS MiB |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| generator | scheme | median req/s | runs | at nginx req/s | gen CPU % | req per CPU-second | nginx CPU % "
+             "| peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for key, v in s.items():
         if key.startswith("ratio_"):
             continue
         tool, scheme = key.rsplit("_", 1)
         runs = ", ".join(f"{x:,.0f}" for x in v["runs_rps"])
-        eff = v.get("median_per_cpu_second")
-        lines.append(f"| {tool} | {scheme} | **{v['median_rps']:,.0f}** | {runs} | {v['median_cpu_percent']} "
-                     f"| {f'{eff:,.0f}' if eff else '-'} | {v['median_nginx_cpu_percent']} | {v['peak_rss_mb']} |")
+        eff, tgt = v.get("median_per_cpu_second"), v.get("median_target_rps")
+        lines.append(f"| {tool} | {scheme} | **{v['median_rps']:,.0f}** | {runs} | {f'{tgt:,.0f}' if tgt else '-'} "
+                     f"| {v['median_cpu_percent']} | {f'{eff:,.0f}' if eff else '-'} | {v['median_nginx_cpu_percent']} "
+                     f"| {v['peak_rss_mb']} |")
     if result.get("cpu_pressure_range"):
         lo, hi = result["cpu_pressure_range"]
         la, lb = result["loadavg_range"]
         lines += ["", f"Other load on the machine during these runs: CPU pressure (some avg10) {lo:g}-{hi:g} %, "
                       f"load average {la:.1f}-{lb:.1f} (quiet: ~0 % and < 2)."]
+    if any(k.startswith("k6_") for k in s):
+        lines += ["", "k6's req/s are counted at nginx (stub_status) over the same steady window; the others count "
+                      "their own, and the *at nginx* column is the same count at the target for every tool."]
     ratios = [(k, v) for k, v in s.items() if k.startswith("ratio_")]
     if ratios:
         lines += ["", "| ratio | scheme | req/s: ratio of medians | per round | per CPU-second |", "|---|---|---|---|---|"]
@@ -218,7 +254,7 @@ def throughput_table(result: dict[str, Any]) -> list[str]:
 
 
 # ---- meta, output -------------------------------------------------------------------------------------
-def meta(locust_version: str | None) -> dict[str, Any]:
+def meta(locust_version: str | None, k6_version: str | None = None) -> dict[str, Any]:
     def first_line(cmd: list[str]) -> str | None:
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
@@ -236,7 +272,7 @@ def meta(locust_version: str | None) -> dict[str, Any]:
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "python": platform.python_version(),
             "cpus": os.cpu_count(), "cpu_model": cpu_model, "kernel": platform.release(),
             "gevent": gevent.__version__, "nginx": first_line([nginx_binary() or "nginx", "-v"]),
-            "locust": locust_version, "taskset": shutil.which("taskset") is not None,
+            "locust": locust_version, "k6": k6_version, "taskset": shutil.which("taskset") is not None,
             "git": first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
             "loadavg_at_start": os.getloadavg()}
 
@@ -244,11 +280,12 @@ def meta(locust_version: str | None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="loadgen benchmarks (see bench/README.md)")
     parser.add_argument("--quick", action="store_true", help="1 round x 5 s, smaller memory/accuracy runs")
-    parser.add_argument("--smoke", action="store_true", help="2 s loadgen vs lean over HTTP, no Locust (CI)")
+    parser.add_argument("--smoke", action="store_true", help="2 s loadgen vs lean over HTTP, no Locust, no k6 (CI)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--duration", type=float, default=None, help="seconds per throughput run")
     parser.add_argument("--sections", default="throughput,memory,accuracy")
     parser.add_argument("--no-locust", action="store_true", help="skip everything that needs Locust")
+    parser.add_argument("--no-k6", action="store_true", help="leave k6 out of the throughput section")
     parser.add_argument("--out", default=str(BENCH / "results"), help="where JSON and latest.md go")
     parser.add_argument("--base", default=None, metavar="REV",
                         help="also run loadgen from git REV, interleaved (throughput): before/after a change")
@@ -258,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (1 if args.quick or args.smoke else 3)
     seconds = args.duration or (2.0 if args.smoke else 5.0 if args.quick else 20.0)
     use_locust = not (args.no_locust or args.smoke)
+    use_k6 = not (args.no_k6 or args.smoke) and "throughput" in sections
     if args.smoke:
         sections = [s for s in sections if s in ("throughput", "accuracy")]
     out = Path(args.out)
@@ -273,16 +311,25 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, subprocess.CalledProcessError) as exc:
             log(f"Locust unavailable ({exc}); continuing without it")
             use_locust = False
-    info = meta(locust_version)
+    k6_version = None
+    if use_k6:
+        from k6_env import ensure_k6
+
+        try:
+            k6_version = ensure_k6(log)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log(f"k6 unavailable ({exc}); continuing without it")
+            use_k6 = False
+    info = meta(locust_version, k6_version)
     md = [f"# loadgen benchmark ({info['date']})", "",
           f"{info['cpus']} CPU ({info['cpu_model']}), Python {info['python']}, gevent {info['gevent']}, "
-          f"{info['nginx']}, Locust {info['locust'] or 'not run'}, git {info['git']}, "
+          f"{info['nginx']}, Locust {info['locust'] or 'not run'}, {info['k6'] or 'k6 not run'}, git {info['git']}, "
           f"load average at start {info['loadavg_at_start'][0]:.2f}", ""]
     results: dict[str, Any] = {"meta": info}
 
     if "throughput" in sections:
         log("throughput")
-        tools = tuple(t for t in TOOLS if use_locust or t != "locust")
+        tools = tuple(t for t in TOOLS if (use_locust or t != "locust") and (use_k6 or t != "k6"))
         base_tmp = None
         if args.base:
             global BASE_DIR
@@ -296,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         if not have_nginx and not args.smoke:
             raise SystemExit("nginx is not installed (apt-get install -y nginx)")
         try:
-            with (Nginx() if have_nginx else BuiltinTarget()) as server:
+            with (Nginx(status=not args.smoke) if have_nginx else BuiltinTarget()) as server:
                 res = run_throughput(rounds, seconds, tools, schemes, server)
         finally:
             if base_tmp is not None:
@@ -313,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
                 verdict = "meets" if ratio["ratio_of_medians"] >= 3 else "is BELOW"
                 md.append(f"- {scheme.upper()}: loadgen/Locust = {ratio['ratio_of_medians']}x, which {verdict} "
                           "the 3x goal.")
+            ratio = res["summary"].get(f"ratio_loadgen_k6_{scheme}")
+            if ratio:
+                md.append(f"- {scheme.upper()}: loadgen/k6 = {ratio['ratio_of_medians']}x (k6 on one core, "
+                          "GOMAXPROCS=1).")
         md.append("")
     if "memory" in sections:
         log("memory")

@@ -88,7 +88,7 @@ def test_select_modes_spread_over_addresses() -> None:
 def test_ipv4_preferred_unless_ipv6() -> None:
     table = {"d.test": ["::1", "10.0.0.1", "fe80::2", "10.0.0.2"], "six.test": ["::1"]}
     c, _, _ = cache(FakeDns(table))
-    assert c.lookup("d.test", 80) == ["10.0.0.1", "10.0.0.2"]
+    assert c.lookup("d.test", 80) == ["10.0.0.1", "10.0.0.2", "::1", "fe80::2"]  # v6 kept, tried after
     assert c.lookup("six.test", 80) == ["::1"]  # v6-only host still works
     c6, _, _ = cache(FakeDns(table), ipv6=True)
     assert c6.lookup("d.test", 80) == ["::1", "fe80::2", "10.0.0.1", "10.0.0.2"]

@@ -95,9 +95,10 @@ class Dnsmasq:
             stop_process(self.proc)  # SIGTERM: dnsmasq flushes its log
             self.proc = None
 
-    def queries(self, name: str) -> int:
-        """DNS questions received for ``name`` (any type); call after stop()."""
-        return sum(1 for line in self.log.read_text().splitlines() if "]: query[" in line
+    def queries(self, name: str, qtype: str = "A") -> int:
+        """DNS questions of type ``qtype`` received for ``name``; call after stop(). A lookup asks A and
+        AAAA together, so the A questions count the lookups."""
+        return sum(1 for line in self.log.read_text().splitlines() if f"]: query[{qtype}]" in line
                    and line.split("]: query[", 1)[1].split()[1] == name)
 
 
@@ -145,6 +146,7 @@ def test_ttl_zero_is_one_lookup_per_connection(tmp_path, dnsmasq, fresh_target) 
     conns = report["connections"]
     assert report["totals"]["requests"] == 200 and report["totals"]["failures"] == 0, report["errors"]
     assert conns["opened"] == conns["dns_lookups"] == dnsmasq.queries("svc.loadgen.test") == 200
+    assert dnsmasq.queries("svc.loadgen.test", "AAAA") == 200  # both families, every lookup
     assert conns["dns_hits"] == 0
 
 

@@ -12,12 +12,22 @@ from http.client import HTTPException
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from geventhttpclient._parser import HTTPResponseParser
-
 from .counters import COUNTERS
 from .dial import TLSKey, dial
 from .errors import ConnectionClosed, ProtocolError, ReadTimeout, StaleConnection
-from .http11 import is_interim, keep_alive
+from .framing import BodyParser
+from .http11 import (
+    ENCODED,
+    SETS_COOKIES,
+    STATUS_FIELDS,
+    TRUNCATED,
+    content_length,
+    head_for_llhttp,
+    is_interim,
+    keep_alive,
+    keep_alive_timeout,
+)
+from .liveness import is_dropped
 from .urls import Origin
 
 if TYPE_CHECKING:
@@ -30,49 +40,8 @@ if TYPE_CHECKING:
 
 RECV_SIZE = 65536
 MAX_HEAD = 65536
-
-
-class _Parser(HTTPResponseParser):
-    """llhttp callbacks collecting one response's body; headers come from our raw head."""
-
-    def __init__(self, head_only: bool, max_body: int) -> None:
-        super().__init__()
-        self.head_only = head_only
-        self.max_body = max_body
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.truncated = False
-        self.begun = 0
-        self.done = False
-
-    def _on_message_begin(self) -> None:
-        self.begun += 1
-
-    def _on_status(self, _s: str) -> None:
-        pass
-
-    def _on_header_field(self, _s: str) -> None:
-        pass
-
-    def _on_header_value(self, _s: str) -> None:
-        pass
-
-    def _on_headers_complete(self) -> bool:
-        return self.head_only and self.get_code() >= 200
-
-    def _on_body(self, data: bytes) -> None:
-        room = self.max_body - self.size
-        if len(data) > room:
-            self.truncated = True
-            if room <= 0:
-                return
-            data = data[:room]
-        self.chunks.append(bytes(data))
-        self.size += len(data)
-
-    def _on_message_complete(self) -> None:
-        if self.get_code() >= 200:
-            self.done = True
+MAX_INTERIM = 100  # 1xx responses skipped before the final one
+KEEP_ALIVE_MARGIN = 0.5  # reuse a connection only this long (at most half) before the server's Keep-Alive timeout
 
 
 class Connection:
@@ -84,7 +53,7 @@ class Connection:
 
     __slots__ = (
         "sock", "origin", "requests", "last_used", "read_timeout", "deadline", "timed_out",
-        "tls_key", "tls_cache", "registry", "watchdog",
+        "tls_key", "tls_cache", "registry", "watchdog", "idle_limit",
     )
 
     def __init__(self, sock: gsocket.socket, origin: Origin, watchdog: ReadDeadlines | None = None) -> None:
@@ -99,6 +68,7 @@ class Connection:
         self.tls_cache: TLSSessionCache | None = None
         self.registry: set[Connection] | None = None
         self.watchdog = watchdog if watchdog is not None else _NO_WATCHDOG
+        self.idle_limit = float("inf")  # seconds idle after which the server may close it (Keep-Alive: timeout=)
 
     @classmethod
     def open(
@@ -165,8 +135,30 @@ class Connection:
     def _timeout_error(self, detail: str = "") -> ReadTimeout:
         return ReadTimeout(f"read timed out after {self.read_timeout} s{detail}")
 
-    def roundtrip(self, data: bytes, head_only: bool, max_body: int) -> tuple[int, bytes, bytes, int, bool, bool]:
-        """Send `data`, read one response: (status, head, body, bytes received, keep-alive, truncated)."""
+    def _failed(self, exc: BaseException, unsent: bool) -> None:
+        """Map a send/recv failure before any response byte: timeout, or (on a reused connection)
+        `StaleConnection`, saying whether any of the request had left; else the caller re-raises."""
+        if self.timed_out or isinstance(exc, TimeoutError):
+            raise self._timeout_error() from None
+        if isinstance(exc, ValueError) and not self.requests:
+            return
+        if self.requests:
+            raise StaleConnection(f"{type(exc).__name__}: {exc}", unsent) from exc
+
+    def _note_keep_alive(self, lhead: bytes) -> None:
+        """Honour ``Keep-Alive: timeout=N`` (as the connection's first response announced it): do not
+        reuse the connection once it has idled that long."""
+        timeout = keep_alive_timeout(lhead)
+        if timeout is not None:
+            self.idle_limit = timeout - min(KEEP_ALIVE_MARGIN, timeout / 2)
+
+    def is_dropped(self) -> bool:
+        """Whether this idle connection can no longer be used (see `liveness.is_dropped`)."""
+        return self.sock is None or is_dropped(self.sock)
+
+    def roundtrip(self, data: bytes, head_only: bool, max_body: int) -> tuple[int, bytes, bytes, int, bool, int]:
+        """Send `data`, read one response: (status, head, body, bytes received, keep-alive, flags), where
+        flags has `TRUNCATED`, `ENCODED` and `SETS_COOKIES` of `http11`."""
         sock = self.sock
         rt = self.read_timeout
         inflight = self.watchdog.inflight
@@ -176,20 +168,19 @@ class Connection:
         try:
             try:
                 sent = sock.send(data)  # one syscall; gevent's sendall adds a getsockopt per call
+            except (OSError, ValueError) as exc:  # ValueError: gevent's SSL socket closed under us
+                self._failed(exc, True)
+                raise
+            try:
                 if sent < len(data):
                     self._send_rest(memoryview(data)[sent:])
                 buf = sock.recv(RECV_SIZE)
-            except (OSError, ValueError) as exc:  # ValueError: gevent's SSL socket closed under us
-                if self.timed_out or isinstance(exc, TimeoutError):
-                    raise self._timeout_error() from None
-                if isinstance(exc, ValueError):
-                    raise
-                if self.requests:
-                    raise StaleConnection(f"{type(exc).__name__}: {exc}") from exc
+            except (OSError, ValueError) as exc:
+                self._failed(exc, False)
                 raise
             if not buf:
                 if self.requests:
-                    raise StaleConnection("server closed the keep-alive connection")
+                    raise StaleConnection("server closed the keep-alive connection without a response")
                 raise ConnectionClosed("server closed the connection without a response")
             self.requests += 1
             extra = 0
@@ -197,12 +188,10 @@ class Connection:
             if i < 0 or buf[9:10] == b"1":
                 buf, i, extra = self._read_head(buf, i)
             head = buf[:i]
-            if head[:7] != b"HTTP/1.":
-                raise ProtocolError(f"not an HTTP/1.x response: {bytes(head[:40])!r}")
-            try:
-                status = int(head[9:12])
-            except ValueError:
-                raise ProtocolError(f"bad status line: {bytes(head[:40])!r}") from None
+            # HTTP/1.x SP 3DIGIT (SP / end of line), RFC 9112 section 4: one slice, one lookup
+            status = STATUS_FIELDS.get(head[8:13], 0)
+            if not status or head[:7] != b"HTTP/1." or not 48 <= head[7] <= 57:
+                raise ProtocolError(f"invalid status line: {_first_line(head)!r}")
             lhead = head.lower()
             j = lhead.find(b"\r\ncontent-length:")
             if j < 0 or head_only or status == 204 or status == 304 or b"\r\ntransfer-encoding:" in lhead:
@@ -210,21 +199,30 @@ class Connection:
             e = lhead.find(b"\r\n", j + 17)
             if e < 0:
                 e = len(lhead)
-            try:
-                length = int(lhead[j + 17 : e])
-            except ValueError:
-                length = -1
-            if length < 0 or lhead.find(b"\r\ncontent-length:", e) >= 0:
-                return self._read_slow(buf, head, status, head_only, max_body, extra)
+            field = lhead[j + 18 : e]  # after "content-length: "
+            if lhead[j + 17] == 32 and field.isdigit() and lhead.find(b"\r\ncontent-length:", e) < 0:
+                length = int(field)
+            else:  # repeated, a list, or invalid: all values must be the same digits
+                try:
+                    length = content_length(lhead, j)
+                except ValueError as exc:
+                    raise ProtocolError(str(exc)) from None
             keep = True
             if b"close" in lhead or head[5:8] == b"1.0":  # HTTP/1.1 is keep-alive unless it says close
                 keep = keep_alive(head, lhead)
+            if self.requests == 1 and b"\r\nkeep-alive:" in lhead:  # a server announces it on every response
+                self._note_keep_alive(lhead)
+            flags = 0
+            if b"\r\ncontent-encoding:" in lhead:
+                flags = ENCODED
+            if b"\r\nset-cookie:" in lhead:
+                flags |= SETS_COOKIES
             start = i + 4
             end = start + length
             have = len(buf)
             if have < end:
                 body, got, truncated = self._read_body(buf[start:], length, max_body)
-                return status, head, body, have + got + extra, keep, truncated
+                return status, head, body, have + got + extra, keep, flags | TRUNCATED if truncated else flags
             if have == end:
                 body = buf[start:]
             else:  # bytes beyond the response: we never pipeline, so the stream is broken
@@ -233,8 +231,8 @@ class Connection:
             if self.tls_cache is not None:
                 self._save_tls_session(sock)
             if length > max_body:
-                return status, head, body[:max_body], have + extra, keep, True
-            return status, head, body, have + extra, keep, False
+                return status, head, body[:max_body], have + extra, keep, flags | TRUNCATED
+            return status, head, body, have + extra, keep, flags
         finally:
             if rt is not None:
                 inflight.discard(self)
@@ -269,10 +267,14 @@ class Connection:
     def _read_head(self, buf: bytes, i: int) -> tuple[bytes, int, int]:
         """Read until a final (non-1xx) response head is complete; returns (buf, end, dropped)."""
         dropped = 0
-        for _ in range(1000):
+        interim = 0
+        while True:  # bounded: every read adds a byte towards MAX_HEAD, every 1xx counts to MAX_INTERIM
             if i >= 0:
                 if not is_interim(buf):
                     return buf, i, dropped
+                interim += 1
+                if interim > MAX_INTERIM:
+                    raise ProtocolError(f"more than {MAX_INTERIM} interim (1xx) responses")
                 dropped += i + 4  # an interim 1xx response: skip it
                 buf = buf[i + 4 :]
                 i = buf.find(b"\r\n\r\n")
@@ -283,8 +285,7 @@ class Connection:
             if not chunk:
                 raise ConnectionClosed("server closed the connection before the end of the headers")
             buf += chunk
-            i = buf.find(b"\r\n\r\n")
-        raise ProtocolError("too many interim responses")
+            i = buf.find(b"\r\n\r\n", max(0, len(buf) - len(chunk) - 3))
 
     def _read_body(self, have: bytes, length: int, max_body: int) -> tuple[bytes, int, bool]:
         """Read the rest of a Content-Length body; keeps at most `max_body` bytes."""
@@ -309,10 +310,19 @@ class Connection:
 
     def _read_slow(
         self, buf: bytes, head: bytes, status: int, head_only: bool, max_body: int, extra: int
-    ) -> tuple[int, bytes, bytes, int, bool, bool]:
+    ) -> tuple[int, bytes, bytes, int, bool, int]:
         """Frame the response with llhttp (chunked, close-delimited, HEAD, 204/304, ...)."""
-        parser = _Parser(head_only, max_body)
         nbytes = len(buf) + extra
+        lhead = head.lower()
+        if b"\r\ncontent-length:" in lhead:
+            try:
+                fixed = head_for_llhttp(head, lhead)
+            except ValueError as exc:
+                raise ProtocolError(str(exc)) from None
+            if fixed is not head:
+                buf = fixed + buf[len(head) :]
+                head = fixed
+        parser = BodyParser(head_only, max_body)
         eof = False
         try:
             parser.feed(buf)
@@ -333,6 +343,8 @@ class Connection:
             if not parser.done:
                 raise ProtocolError(f"invalid response: {exc}") from None
             eof = True  # junk after a complete response: drop the connection
+        if self.requests == 1 and b"\r\nkeep-alive:" in lhead:
+            self._note_keep_alive(lhead)
         keep = not eof and parser.begun == 1 and parser.should_keep_alive()
         if keep and (b"\r\nconnection:" in head.lower()):
             keep = keep_alive(head, head.lower())
@@ -340,7 +352,16 @@ class Connection:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self.tls_cache is not None and self.sock is not None:
             self._save_tls_session(self.sock)
-        return status, head, body, nbytes, keep, parser.truncated
+        flags = TRUNCATED if parser.truncated else 0
+        if b"\r\ncontent-encoding:" in lhead:
+            flags |= ENCODED
+        if b"\r\nset-cookie:" in lhead:
+            flags |= SETS_COOKIES
+        return status, head, body, nbytes, keep, flags
+
+
+def _first_line(head: bytes) -> bytes:
+    return bytes(head[:60]).split(b"\r", 1)[0]
 
 
 class _NoWatchdog:

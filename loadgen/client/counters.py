@@ -21,6 +21,9 @@ class ConnectionCounters:
     requests: int
     bytes_sent: int
     bytes_received: int
+    retries: int
+    idle_dropped: int
+    connect_fallbacks: int
 
     def __init__(self) -> None:
         self.reset()

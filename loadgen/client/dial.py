@@ -45,24 +45,15 @@ def dial(
     Returns the socket, without a timeout (reads are bounded by the connection's watchdog),
     and the TLS session cache key for https (None for http)."""
     if connect_timeout is None:
-        addr = dns.resolve(origin.host, origin.port)
+        addrs = dns.addresses(origin.host, origin.port)
     else:
+        addrs = []
         with gevent.Timeout(connect_timeout, False):
-            addr = ""
-            addr = dns.resolve(origin.host, origin.port)
-        if not addr:
+            addrs = dns.addresses(origin.host, origin.port)
+        if not addrs:
             raise ConnectTimeout(f"DNS lookup of {origin.host} timed out after {connect_timeout} s")
-    family = _stdsocket.AF_INET6 if ":" in addr else _stdsocket.AF_INET
-    sock = gsocket.socket(family, _stdsocket.SOCK_STREAM)
+    sock = _connect(origin, addrs, connect_timeout)
     try:
-        sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
-        sock.settimeout(connect_timeout)
-        try:
-            sock.connect((addr, origin.port))
-        except TimeoutError:
-            raise ConnectTimeout(
-                f"connect to {origin.host_header} ({addr}) timed out after {connect_timeout} s"
-            ) from None
         COUNTERS.opened += 1
         tls_key: TLSKey | None = None
         if origin.tls:
@@ -78,6 +69,35 @@ def dial(
         sock.close()
         raise
     return sock, tls_key
+
+
+def _connect(origin: Origin, addrs: list[str], connect_timeout: float | None) -> gsocket.socket:
+    """A TCP connection to the first of `addrs` that accepts (each tried with the connect timeout);
+    every move to the next address counts as a `connect_fallbacks`. Raises the last failure."""
+    last = len(addrs) - 1
+    for n, addr in enumerate(addrs):
+        family = _stdsocket.AF_INET6 if ":" in addr else _stdsocket.AF_INET
+        sock = gsocket.socket(family, _stdsocket.SOCK_STREAM)
+        try:
+            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+            sock.settimeout(connect_timeout)
+            sock.connect((addr, origin.port))
+            return sock
+        except TimeoutError:
+            sock.close()
+            if n == last:
+                raise ConnectTimeout(
+                    f"connect to {origin.host_header} ({addr}) timed out after {connect_timeout} s"
+                ) from None
+        except OSError:
+            sock.close()
+            if n == last:
+                raise
+        except BaseException:
+            sock.close()
+            raise
+        COUNTERS.connect_fallbacks += 1
+    raise ConnectionError(f"no address to connect to for {origin.host}")  # pragma: no cover - never empty
 
 
 def _handshake(
@@ -109,4 +129,6 @@ def _handshake(
         raise
     finally:
         HANDSHAKES.release()
+    if cached is None and tls_cache is not None:
+        tls_cache.handshake_done(tls_key, tsock)
     return tsock

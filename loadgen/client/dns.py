@@ -3,10 +3,9 @@
 The resolver is any callable `resolver(host, port) -> list of IP strings` (IPv4 and/or IPv6),
 raising `socket.gaierror` (or any OSError) on failure; one call is one counted lookup.
 
-The built-in resolvers (gevent's configured resolver, or `dns_server="HOST:PORT"` queried
-through c-ares) ask one address family per call, so `dns_lookups` counts DNS questions as a
-server sees them: A only (AAAA only when the name has no A records) unless `ipv6` prefers
-AAAA, in which case both are asked.
+A lookup asks for both families at once (the built-in resolvers, gevent's configured one or
+`dns_server="HOST:PORT"` through c-ares, send an A and an AAAA question); every address is kept,
+IPv4 first unless `ipv6` prefers IPv6, so a connect that fails can move on to the next address.
 """
 
 from __future__ import annotations
@@ -49,9 +48,6 @@ def system_resolver(host: str, port: int, family: int = 0) -> list[str]:
     return _unique(info[4][0] for info in infos)
 
 
-system_resolver.by_family = True  # type: ignore[attr-defined]
-
-
 def parse_server(server: str) -> tuple[str, int]:
     """("HOST", PORT) from "HOST:PORT", "[V6]:PORT", "HOST" or a bare IPv6 (port 53)."""
     address = parse_host_port(server, default_port=53)
@@ -70,7 +66,6 @@ def server_resolver(server: str) -> Resolver:
         infos = ares.getaddrinfo(name, port_, family, _stdsocket.SOCK_STREAM)
         return _unique(info[4][0] for info in infos)
 
-    resolve.by_family = True  # type: ignore[attr-defined]
     return resolve
 
 
@@ -141,6 +136,24 @@ class DnsCache:
         entry.next = i + 1
         return addrs[i % len(addrs)]
 
+    def addresses(self, host: str, port: int) -> list[str]:
+        """Every address for a new connection, in the order to try them: the one `select` picks
+        first, then the others (a connect that fails moves on to the next)."""
+        lit = literal_ip(host)
+        if lit is not None:
+            return [lit]
+        entry = self._entry(host, port)
+        addrs = entry.addrs
+        n = len(addrs)
+        if n == 1 or self.select == "first":
+            return addrs
+        if self.select == "random":
+            i = random.randrange(n)
+        else:
+            i = entry.next % n
+            entry.next = i + 1
+        return addrs[i:] + addrs[:i]
+
     def lookup(self, host: str, port: int) -> list[str]:
         """Every usable address for host:port (preferred family first)."""
         lit = literal_ip(host)
@@ -185,11 +198,8 @@ class DnsCache:
 
     def _query(self, host: str, port: int) -> _Entry:
         try:
-            if getattr(self.resolver, "by_family", False):
-                addrs = self._ask_families(host, port)
-            else:
-                self.counters.dns_lookups += 1
-                addrs = self._order(self.resolver(host, port))
+            self.counters.dns_lookups += 1
+            addrs = self._order(self.resolver(host, port))
             if not addrs:
                 raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
         except OSError as exc:  # gaierror, timeouts from the resolver
@@ -198,41 +208,11 @@ class DnsCache:
             return _Entry([], exc, self.clock() + self.negative_ttl)
         return _Entry(addrs, None, self.clock() + self.ttl)
 
-    def _ask_families(self, host: str, port: int) -> list[str]:
-        """One DNS question per family: the preferred one, then the other only when needed
-        (ipv6: both, AAAA first; else AAAA only if the name exists without A records)."""
-        resolve = self.resolver
-        first, second = (_stdsocket.AF_INET6, _stdsocket.AF_INET) if self.ipv6 else (_stdsocket.AF_INET,
-                                                                                       _stdsocket.AF_INET6)
-        self.counters.dns_lookups += 1
-        try:
-            addrs = resolve(host, port, first)  # type: ignore[call-arg]
-        except _stdsocket.gaierror as exc:
-            if exc.errno == _stdsocket.EAI_NONAME:  # NXDOMAIN: the name has no records of any type
-                raise
-            addrs = []
-            error: OSError | None = exc
-        else:
-            error = None
-            if not self.ipv6 and addrs:
-                return self._order(addrs)
-        self.counters.dns_lookups += 1
-        try:
-            more = resolve(host, port, second)  # type: ignore[call-arg]
-        except OSError:
-            if addrs:
-                return self._order(addrs)
-            if error is not None:
-                raise error from None
-            raise
-        return self._order(addrs + more)
-
     def _order(self, addrs: list[str]) -> list[str]:
+        """Every address, IPv4 first (IPv6 first with `ipv6`), each family in the resolver's order."""
         v4 = [a for a in addrs if not _is_ipv6(a)]
         v6 = [a for a in addrs if _is_ipv6(a)]
-        if self.ipv6:
-            return v6 + v4
-        return v4 or v6
+        return v6 + v4 if self.ipv6 else v4 + v6
 
     def _prune(self, now: float) -> None:
         entries = self._entries

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
+
+from .codings import ACCEPT_ENCODING
 
 if TYPE_CHECKING:
     from .urls import Origin
 
-BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
-"""Methods that always send a Content-Length (0 without a body)."""
+BODYLESS_METHODS = frozenset(("GET", "HEAD"))
+"""Methods sent without a Content-Length when they have no body; every other one says
+``Content-Length: 0`` (as requests does)."""
 
 
 def headers_key(headers: Mapping[str, Any] | None) -> Any:
@@ -35,6 +38,21 @@ def check_header(name: str, value: str) -> None:
         raise ValueError(f"invalid header {name!r}: {value!r}")
 
 
+def form_pairs(data: Any) -> list[tuple[Any, Any]]:
+    """(key, value) pairs of a mapping or of pairs, as requests encodes them: a list value gives one
+    pair per item, a None value gives none, str becomes UTF-8."""
+    items = data.items() if isinstance(data, Mapping) else data
+    pairs: list[tuple[Any, Any]] = []
+    for key, values in items:
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            values = (values,)
+        for value in values:
+            if value is not None:
+                pairs.append((key.encode() if isinstance(key, str) else key,
+                              value.encode() if isinstance(value, str) else value))
+    return pairs
+
+
 def encode_data(data: Any) -> tuple[bytes, str | None]:
     """The body for `data=` (bytes, str, or a form mapping/pairs) and its implied Content-Type."""
     if isinstance(data, bytes):
@@ -43,7 +61,45 @@ def encode_data(data: Any) -> tuple[bytes, str | None]:
         return bytes(data), None
     if isinstance(data, str):
         return data.encode(), None
-    return urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
+    return urlencode(form_pairs(data), doseq=True).encode(), "application/x-www-form-urlencoded"
+
+
+def with_query(target: str, params: Any) -> str:
+    """`target` (path?query#fragment) with `params=` appended to its query, the fragment dropped."""
+    if isinstance(params, bytes):
+        query = params.decode()
+    elif isinstance(params, str):
+        query = params
+    else:
+        query = urlencode(form_pairs(params), doseq=True)
+    if "#" in target:
+        target = target.split("#", 1)[0]
+    if not query:
+        return target
+    return f"{target}{'&' if '?' in target else '?'}{query}"
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_SAFE = "!#$%&'()*+,/:;=?@[]~"  # what requests leaves as it is when it requotes a URL
+
+
+def request_target(target: str) -> str:
+    """The target as it goes on the wire: fragment dropped, every character outside the URL's
+    reserved and unreserved set percent-encoded as UTF-8 (``é`` -> ``%C3%A9``, space -> ``%20``),
+    and escapes of unreserved characters decoded (``%7E`` -> ``~``), as requests sends it."""
+    if "#" in target:
+        target = target.split("#", 1)[0]
+    if "%" in target:
+        parts = target.split("%")
+        out = [parts[0]]
+        for part in parts[1:]:
+            code = part[:2]
+            if len(code) == 2 and all(c in "0123456789abcdefABCDEF" for c in code) and chr(int(code, 16)) in _UNRESERVED:
+                out.append(chr(int(code, 16)) + part[2:])
+            else:
+                out.append("%" + part)
+        target = "".join(out)
+    return quote(target, safe=_SAFE)
 
 
 def encode_head(
@@ -57,18 +113,22 @@ def encode_head(
     ctype: str | None,
     keep_alive: bool,
     final: bool = False,
+    drop: frozenset[str] = frozenset(),
 ) -> bytes:
     """Request line and header lines; `final` adds the blank line that ends a request without body.
 
     Fields in order: Host, User-Agent, Accept, then `defaults` (the session's headers) and
     `headers` (the request's), each overriding by case-insensitive name (a None value removes
     the field); `cookie` is appended to any Cookie field, `ctype` is the Content-Type unless one
-    was given, and without `keep_alive` the request says ``Connection: close``."""
-    if " " in target or "\r" in target or "\n" in target:
-        target = target.replace(" ", "%20").replace("\r", "%0D").replace("\n", "%0A")
+    was given, and without `keep_alive` the request says ``Connection: close``. Without `final` the
+    caller frames the body, so a Content-Length or Transfer-Encoding given in the headers is left out;
+    `drop` names fields (lower case) left out whoever gave them."""
+    target = request_target(target)
+    method = method.upper()
     fields: dict[str, tuple[str, str]] = {
         "host": ("Host", origin.host_header),
         "user-agent": ("User-Agent", user_agent),
+        "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
         "accept": ("Accept", "*/*"),
     }
     for src in (defaults, headers):
@@ -80,6 +140,11 @@ def encode_head(
                 v = str(v)
                 check_header(k, v)
                 fields[k.lower()] = (k, v)
+    for name in drop:
+        fields.pop(name, None)
+    if not final:
+        fields.pop("content-length", None)
+        fields.pop("transfer-encoding", None)
     if cookie is not None:
         old = fields.get("cookie")
         fields["cookie"] = ("Cookie", f"{old[1]}; {cookie}" if old else cookie)

@@ -13,7 +13,26 @@ from typing import Protocol
 from gevent.lock import Semaphore
 
 from .connection import Connection
+from .counters import COUNTERS
 from .urls import Origin
+
+CHECK_IDLE_AFTER = 0.05
+"""A connection whose previous request started longer ago is checked (one poll) before reuse: the
+server may have closed it meanwhile. A user in a tight loop comes back sooner and pays nothing."""
+
+
+def reusable(conn: Connection, now: float, idle_timeout: float) -> bool:
+    """Whether a pooled connection can carry the next request: not past our idle timeout or the
+    server's Keep-Alive timeout, and (unless it was used a moment ago) not closed by the server
+    meanwhile; a connection the server dropped is counted (`idle_dropped`), never failed as a request.
+    Idle time counts from the start of the connection's previous request (`last_used`)."""
+    idle = now - conn.last_used
+    if idle >= idle_timeout or idle >= conn.idle_limit or conn.sock is None:
+        return False
+    if idle > CHECK_IDLE_AFTER and conn.is_dropped():
+        COUNTERS.idle_dropped += 1
+        return False
+    return True
 
 Opener = Callable[[Origin, "float | None", "float | None"], Connection]
 
@@ -61,7 +80,11 @@ class UserPool:
                 if conn.origin.key != key:
                     continue
                 del idle[i]
-                if now - conn.last_used < self.idle_timeout and conn.sock is not None:
+                idle_for = now - conn.last_used  # the hot path: used a moment ago, so no poll
+                if idle_for < CHECK_IDLE_AFTER and idle_for < conn.idle_limit and idle_for < self.idle_timeout:
+                    if conn.sock is not None:
+                        return conn
+                elif reusable(conn, now, self.idle_timeout):
                     return conn
                 conn.close()
         return self._open(origin, connect_timeout, read_timeout)
@@ -122,7 +145,7 @@ class SharedPool:
             idle = self._idle
             while idle:
                 conn = idle.pop()
-                if now - conn.last_used < self.idle_timeout and conn.sock is not None:
+                if reusable(conn, now, self.idle_timeout):
                     return conn
                 conn.close()
             return self._open(origin, connect_timeout, read_timeout)

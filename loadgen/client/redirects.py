@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin
 
-from .encoding import BODY_METHODS
+from .encoding import BODYLESS_METHODS
 from .errors import ProtocolError
 from .http11 import status_error
 from .response import Headers
@@ -19,16 +19,32 @@ from .urls import Origin
 
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 """Statuses that are followed (with `allow_redirects`)."""
+CREDENTIALS = frozenset(("authorization", "cookie", "proxy-authorization"))
+"""Request fields not sent on to another host."""
+_COOKIE = frozenset(("cookie",))
 
-Exchange = Callable[[Origin, bytes, str, float | None, float | None, float], tuple[int, bytes, bytes, int, bool]]
-"""(origin, wire, method, connect timeout, read timeout, t0) -> (status, head, body, bytes received, truncated)."""
-EncodeHead = Callable[[str, str, Origin, Mapping[str, Any] | None, str | None], bytes]
-"""(method, target, origin, headers, content type) -> request line and header lines, no blank line."""
+
+def strips_credentials(old: Origin, new: Origin) -> bool:
+    """Whether a redirect from `old` to `new` must drop the request's credentials (as requests does)."""
+    if old.host != new.host:
+        return True
+    if old.scheme == "http" and new.scheme == "https" and old.port == 80 and new.port == 443:
+        return False
+    return old.scheme != new.scheme or old.port != new.port
+
+Exchange = Callable[[Origin, bytes, str, float | None, float | None, float], tuple[int, bytes, bytes, int, int]]
+"""(origin, wire, method, connect timeout, read timeout, t0) -> (status, head, body, bytes received, flags)."""
+class EncodeHead(Protocol):
+    """(method, target, origin, headers, content type, drop=fields) -> request line and header lines, no
+    blank line."""
+
+    def __call__(self, method: str, target: str, origin: Origin, headers: Mapping[str, Any] | None,
+                 ctype: str | None, *, drop: frozenset[str] = ...) -> bytes: ...
 Resolve = Callable[[str], tuple[Origin, str]]
 """URL -> (origin, target)."""
 
-Outcome = tuple[int, bytes, bytes, int, bool, Origin, str, str | None]
-"""(status, head, body, bytes received, truncated, origin, target, error) of the last hop."""
+Outcome = tuple[int, bytes, bytes, int, int, Origin, str, str | None]
+"""(status, head, body, bytes received, flags, origin, target, error) of the last hop."""
 
 
 def follow(
@@ -46,38 +62,47 @@ def follow(
     head: bytes,
     rbody: bytes,
     nbytes: int,
-    truncated: bool,
+    flags: int,
     ct: float | None,
     rt: float | None,
 ) -> Outcome:
     """Follow redirects (at most `max_redirects`) from the response given; returns the final
-    exchange and where it went. 303 (and 301/302 after a POST) continue as a GET without body."""
+    exchange and where it went. 303 (and 301/302 after a POST) continue as a GET without body.
+    A ``Cookie`` given as a header is not sent on (the jar's cookies go to the hosts that set them),
+    and once a hop leaves the original host (or changes scheme or port, except http to https on the
+    default ports) neither is ``Authorization``, as in requests."""
+    drop: frozenset[str] = frozenset()
     for _ in range(max_redirects):
         location = Headers.parse(head).get("location")
         if not location:
             break
         url = urljoin(origin.prefix + target, location.strip())
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme not in ("http", "https"):
+            raise ProtocolError(f"cannot follow redirect to {location!r}: not an http(s) URL")
         try:
-            origin, target = resolve(url)
+            new_origin, target = resolve(url)
         except ValueError as exc:
             raise ProtocolError(f"cannot follow redirect to {location!r}: {exc}") from None
+        drop = drop | (CREDENTIALS if strips_credentials(origin, new_origin) else _COOKIE)
+        origin = new_origin
         if status == 303 and method != "HEAD" or status in (301, 302) and method == "POST":
             method, body, ctype = "GET", None, None
-        pre = encode_head(method, target, origin, headers, ctype)
+        pre = encode_head(method, target, origin, headers, ctype, drop=drop)
         if body is not None:
             wire = b"%sContent-Length: %d\r\n\r\n%s" % (pre, len(body), body)
-        elif method in BODY_METHODS:
+        elif method not in BODYLESS_METHODS:
             wire = pre + b"Content-Length: 0\r\n\r\n"
         else:
             wire = pre + b"\r\n"
-        status, head, rbody, n, truncated = exchange(origin, wire, method, ct, rt, perf_counter())
+        status, head, rbody, n, flags = exchange(origin, wire, method, ct, rt, perf_counter())
         nbytes += n
         if status not in REDIRECTS:
             error = None if status < 400 else status_error(status, head)
-            return status, head, rbody, nbytes, truncated, origin, target, error
+            return status, head, rbody, nbytes, flags, origin, target, error
     else:
-        return status, head, rbody, nbytes, truncated, origin, target, (
+        return status, head, rbody, nbytes, flags, origin, target, (
             f"TooManyRedirects: more than {max_redirects} redirects"
         )
     error = None if status < 400 else status_error(status, head)
-    return status, head, rbody, nbytes, truncated, origin, target, error
+    return status, head, rbody, nbytes, flags, origin, target, error

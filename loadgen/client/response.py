@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime
 import json as _json
-import zlib
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from .codings import decode
+from .errors import ContentDecodingError
 
 if TYPE_CHECKING:
     from .interfaces import RequestSink
@@ -153,20 +155,27 @@ class Response:
 
     def _decode_body(self) -> bytes:
         body = self._body
-        if not body or b"content-encoding" not in self._head.lower():
+        if not body:
             return body
-        coding = self.headers.get("content-encoding", "").strip().lower()
+        coding = self.headers.get("content-encoding")
+        if not coding:
+            return body
         try:
-            if coding in ("gzip", "x-gzip"):
-                return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-            if coding == "deflate":
-                try:
-                    return zlib.decompress(body)
-                except zlib.error:
-                    return zlib.decompress(body, -zlib.MAX_WBITS)
-        except zlib.error:
-            return body
-        return body
+            return decode(body, coding)
+        except ContentDecodingError:
+            if self.truncated:  # cut at max_body: the raw bytes are all there is
+                return body
+            raise
+
+    def decode_content(self) -> str | None:
+        """Decode the body now (the session does so for every encoded body, as requests does);
+        returns the failure to record for a body that does not decode, else None."""
+        try:
+            self._content = self._decode_body()
+        except ContentDecodingError as exc:
+            self._content = self._body
+            return f"ContentDecodingError: {exc}"
+        return None
 
     @property
     def encoding(self) -> str:

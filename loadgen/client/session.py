@@ -11,18 +11,19 @@ import json as _json
 from collections.abc import Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from geventhttpclient._parser import HTTPParseError
 
 from .cookies import CookieJar
 from .counters import COUNTERS
-from .encoding import BODY_METHODS, encode_data, encode_head, headers_key
-from .errors import ProtocolError, StaleConnection
+from .encoding import BODYLESS_METHODS, encode_data, encode_head, headers_key, with_query
+from .errors import ConnectionClosed, ProtocolError, StaleConnection, describe_failure, not_resent
 from .headers import SessionHeaders
-from .http11 import status_error
+from .http11 import ENCODED, SETS_COOKIES, TRUNCATED, status_error
 from .redirects import REDIRECTS, follow
 from .response import Response
+from .settings import timeouts
 from .urls import Origin, base_origin
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from .pool import ConnectionPool
 
 _DEFAULT: Any = object()  # "use the settings' timeouts"
+_UPPER = {m: m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}  # upper() costs a new str
+_UPPER.update((m.lower(), m) for m in list(_UPPER))
+IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"))
+"""Methods that may be sent again after the server may have read them (RFC 9110 section 9.2.2)."""
 _TRANSPORT_ERRORS = (OSError, ProtocolError, HTTPParseError)
 _HEAD_CACHE_MAX = 512  # encoded heads cached per session with headers or cookies of its own
 _SHARED_HEAD_CACHE_MAX = 4096  # per (base origin, keep-alive) for all other sessions of a factory
@@ -173,28 +178,25 @@ class HttpSession:
         if timeout is _DEFAULT:
             ct = self._ct
             rt = self._rt
-        elif timeout is None or isinstance(timeout, (int, float)):
-            ct = rt = timeout
         else:
-            ct, rt = timeout
+            ct, rt = timeouts(timeout)
+        upper = _UPPER.get(method)
+        method = upper if upper is not None else method.upper()
         body: bytes | None = None
         ctype: str | None = None
-        if json is not None:
+        if data is not None and (data or json is None):  # data wins over json=, as in requests
+            body, ctype = encode_data(data)
+        elif json is not None:
             body = _json.dumps(json).encode()
             ctype = "application/json"
-        elif data is not None:
-            body, ctype = encode_data(data)
         if path[:1] == "/" and self._has_base:
             origin = self._origin
             target = self._base_path + path
         else:
             origin, target = self._resolve(path)
         if params:
-            query = params if isinstance(params, (str, bytes)) else urlencode(params, doseq=True)
-            if isinstance(query, bytes):
-                query = query.decode()
-            target = f"{target}{'&' if '?' in target else '?'}{query}"
-        if body is None and method not in BODY_METHODS:  # cached value is the whole request
+            target = with_query(target, params)
+        if body is None and method in BODYLESS_METHODS:  # cached value is the whole request
             if headers is None and origin is self._origin:
                 key: Any = (method, target)
             else:
@@ -214,22 +216,27 @@ class HttpSession:
 
         t0 = perf_counter()
         try:
-            status, head, rbody, nbytes, truncated = self._exchange(origin, wire, method, ct, rt, t0)
+            status, head, rbody, nbytes, flags = self._exchange(origin, wire, method, ct, rt, t0)
             error = None if status < 400 else status_error(status, head)
             if allow_redirects and status in REDIRECTS:
-                status, head, rbody, nbytes, truncated, origin, target, error = follow(
+                status, head, rbody, nbytes, flags, origin, target, error = follow(
                     self._exchange, self._encode_head, self._resolve, self._max_redirects,
-                    method, origin, target, headers, body, ctype, status, head, rbody, nbytes, truncated, ct, rt,
+                    method, origin, target, headers, body, ctype, status, head, rbody, nbytes, flags, ct, rt,
                 )
         except _TRANSPORT_ERRORS as exc:
-            status, head, rbody, nbytes, truncated = 0, b"", b"", 0, False
-            error = f"{type(exc).__name__}: {exc}"
+            status, head, rbody, nbytes, flags = 0, b"", b"", 0, 0
+            error = describe_failure(exc, origin, self.factory.settings)
         latency_us = int((perf_counter() - t0) * 1_000_000)
         if name is None:
             name = path
         resp = Response(status, head, rbody, latency_us, nbytes, error, origin.prefix, target, method, name)
-        if truncated:
-            resp.truncated = True
+        if flags:
+            if flags & TRUNCATED:
+                resp.truncated = True
+            elif flags & ENCODED and rbody:  # decoded now, as requests does: a corrupt body is a failure
+                failed = resp.decode_content()
+                if failed is not None and error is None:
+                    resp.error = error = failed
         timing = self._timing
         queued = timing.take_queued_us() if timing is not None and timing.queued_us else 0
         if catch_response:
@@ -240,7 +247,7 @@ class HttpSession:
 
     def _exchange(
         self, origin: Origin, wire: bytes, method: str, ct: float | None, rt: float | None, t0: float
-    ) -> tuple[int, bytes, bytes, int, bool]:
+    ) -> tuple[int, bytes, bytes, int, int]:
         """One request/response on a pooled connection; retries once on a stale keep-alive."""
         pool = self._pool
         head_only = method == "HEAD"
@@ -249,11 +256,12 @@ class HttpSession:
             try:
                 if conn.read_timeout != rt:
                     conn.set_read_timeout(rt)
-                status, head, body, nbytes, keep, truncated = conn.roundtrip(wire, head_only, self._max_body)
-            except StaleConnection:
+                status, head, body, nbytes, keep, flags = conn.roundtrip(wire, head_only, self._max_body)
+            except StaleConnection as exc:
                 pool.discard(conn)
-                if attempt:
-                    raise
+                if attempt or not (exc.unsent or method in IDEMPOTENT):
+                    raise ConnectionClosed(not_resent(exc, method, bool(attempt))) from None
+                COUNTERS.retries += 1
                 continue
             except BaseException:
                 pool.discard(conn)
@@ -262,9 +270,9 @@ class HttpSession:
             COUNTERS.bytes_sent += len(wire)
             COUNTERS.bytes_received += nbytes
             pool.release(conn, keep and self._keep_alive, t0)
-            if b"ookie:" in head or b"OOKIE:" in head:
+            if flags & SETS_COOKIES:
                 self.cookies.extract(origin.host, head)  # creates the jar on first Set-Cookie
-            return status, head, body, nbytes, truncated
+            return status, head, body, nbytes, flags
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- helpers --------------------------------------------------------------------------
@@ -300,12 +308,15 @@ class HttpSession:
         ctype: str | None,
         key: Any = None,
         final: bool = False,
+        drop: frozenset[str] = frozenset(),
     ) -> bytes:
         """`encode_head` with this session's headers, cookies and keep-alive, cached under `key`
-        (unless None); `final` adds the blank line that ends a request without body."""
+        (unless None); `final` adds the blank line that ends a request without body; `drop` names
+        fields left out (credentials on a redirect to another host)."""
         jar = self._cookies
         pre = encode_head(method, target, origin, self._user_agent, self._headers, headers,
-                          jar.header(origin.host) if jar is not None else None, ctype, self._keep_alive, final)
+                          jar.header(origin.host) if jar is not None else None, ctype, self._keep_alive, final,
+                          drop)
         if key is not None:
             heads = self._heads
             if len(heads) >= (_HEAD_CACHE_MAX if self._private else _SHARED_HEAD_CACHE_MAX):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 DNS_SELECT = ("first", "random", "round-robin")
 POOL_MODES = ("user", "shared")
@@ -45,3 +46,25 @@ class ClientSettings:
             raise ValueError("max_body must be >= 0")
         if (self.client_key is not None) and (self.client_cert is None):
             raise ValueError("client_key needs client_cert")
+
+
+def _seconds(value: Any, which: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{which} timeout must be a number of seconds or None, not {value!r}")
+    if not value > 0:  # also refuses NaN
+        raise ValueError(f"{which} timeout must be > 0 seconds (or None for no limit), not {value!r}")
+    return float(value)
+
+
+def timeouts(timeout: Any) -> tuple[float | None, float | None]:
+    """(connect, read) from a request's ``timeout=``: seconds for both, a (connect, read) pair, or None.
+
+    Zero, negative and non-numeric values are refused with `ValueError`/`TypeError`, as requests does."""
+    if isinstance(timeout, tuple):
+        if len(timeout) != 2:
+            raise ValueError(f"timeout must be seconds or a (connect, read) pair, not {timeout!r}")
+        return _seconds(timeout[0], "connect"), _seconds(timeout[1], "read")
+    seconds = _seconds(timeout, "request")
+    return seconds, seconds

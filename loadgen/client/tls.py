@@ -9,6 +9,7 @@ from __future__ import annotations
 from time import monotonic
 from typing import Any
 
+import gevent
 from gevent import ssl
 from gevent.event import Event
 
@@ -52,13 +53,25 @@ def build_context(settings: ClientSettings) -> ssl.SSLContext:
 
 
 Key = tuple[str, int, "str | None"]
+TICKET_POLL_FIRST = 0.001  # seconds: the first look for a TLS 1.3 ticket after the handshake, then doubling
+TICKET_POLL_MAX = 0.05
+
+
+def _session_of(sock: Any) -> ssl.SSLSession | None:
+    """The socket's TLS session, or None once it is closed."""
+    try:
+        return sock.session
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 class TLSSessionCache:
     """Last TLS session seen per (host, port, sni), offered on the next connect to resume.
 
-    When many users connect to a new host at once, the first one does the full handshake and
-    the others wait (at most `max_wait` s) for its session, so they can resume instead.
+    When many users connect to a new host at once, the first one does the full handshake and the
+    others wait (at most `max_wait` s) for its session, so they can resume it instead. The session
+    is published as soon as it can be resumed (see `handshake_done`), never after the leader's
+    first response, so no user's latency includes another user's server time.
     """
 
     __slots__ = ("_sessions", "_stamps", "_pending", "enabled", "max_entries", "max_wait", "refresh")
@@ -102,6 +115,37 @@ class TLSSessionCache:
         wait = self.max_wait if timeout is None else min(timeout, self.max_wait)
         pending.wait(wait)
         return self._sessions.get(key)
+
+    def handshake_done(self, key: Key, sock: Any) -> None:
+        """A full handshake for `key` finished: publish its session as soon as it can be resumed.
+
+        TLS 1.2 sessions can be at once. A TLS 1.3 ticket arrives just after the handshake and is read
+        while the connection waits for its first response, so a watcher looks for it (a few reads,
+        backing off) and publishes it then: nobody waits for another user's first response."""
+        if key not in self._pending:
+            return
+        session = _session_of(sock)
+        if session is not None and session.has_ticket:
+            self.put(key, session)
+        elif session is None:
+            self.abandon(key)
+        else:
+            gevent.spawn(self._watch_for_ticket, key, sock)
+
+    def _watch_for_ticket(self, key: Key, sock: Any) -> None:
+        """Publish the leader's session once its ticket is in; let the waiters go if it never comes."""
+        delay, waited = TICKET_POLL_FIRST, 0.0
+        while key in self._pending and waited < self.max_wait:
+            gevent.sleep(delay)
+            waited += delay
+            session = _session_of(sock)
+            if session is None:
+                break
+            if session.has_ticket:
+                self.put(key, session)
+                return
+            delay = min(delay * 2, TICKET_POLL_MAX)  # reading a session costs ~0.25 ms: back off
+        self.abandon(key)
 
     def abandon(self, key: Key) -> None:
         """The leader failed before getting a session: release the waiters."""

@@ -140,9 +140,10 @@ def render_body(report: dict[str, Any]) -> str:
 
     c = report.get("connections") or {}
     conn = [[(fmt_count(c.get(k)), "") for k in ("opened", "closed", "tls_handshakes", "tls_resumed", "dns_lookups",
-                                                "dns_hits")] + [(fmt_rate(c.get("requests_per_connection")), "")]]
+                                                "dns_hits", "retries", "idle_dropped", "connect_fallbacks")] + [(fmt_rate(c.get("requests_per_connection")), "")]]
     out.append(_card("Connections", _table(["opened", "closed", "TLS handshakes", "TLS resumed", "DNS lookups",
-                                            "DNS cache hits", "requests/connection"], conn if c else [], "no data")))
+                                            "DNS cache hits", "retries", "idle closed by server",
+                                            "address fallbacks", "requests/connection"], conn if c else [], "no data")))
 
     workers = report.get("workers") or []
     rows = [[(str(w.get("id", "")), "l"), (str(w.get("host", "")), "l"), (str(w.get("state", "")), "l"),

@@ -104,6 +104,12 @@ class AggregateCollector(Collector):
              c.get("tls_full", 0) + c.get("tls_resumed", 0)),
             ("loadgen_tls_resumed", "TLS handshakes that resumed a session.", c.get("tls_resumed", 0)),
             ("loadgen_dns_lookups", "DNS lookups (cache misses).", c.get("dns_lookups", 0)),
+            ("loadgen_retries", "Requests sent again on a new connection (never sent, or idempotent).",
+             c.get("retries", 0)),
+            ("loadgen_idle_dropped", "Pooled connections found closed by the server before reuse.",
+             c.get("idle_dropped", 0)),
+            ("loadgen_connect_fallbacks", "Connects that moved on to the next resolved address.",
+             c.get("connect_fallbacks", 0)),
             ("loadgen_dropped_iterations", "Open model: iterations not started (no free user).", aggregate.dropped),
         ):
             yield CounterMetricFamily(name, doc, value=value)

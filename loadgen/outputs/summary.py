@@ -111,6 +111,8 @@ def format_connections(conn: dict[str, Any]) -> str:
         f" | TLS full/resumed {fmt_count(full)}/{fmt_count(conn.get('tls_resumed', 0))}"
         f" | DNS lookups/hits {fmt_count(conn.get('dns_lookups', 0))}/{fmt_count(conn.get('dns_hits', 0))}"
         f" | {fmt_rate(conn.get('requests_per_connection', 0.0))} requests/connection"
+        f" | retried {fmt_count(conn.get('retries', 0))}, idle closed by server"
+        f" {fmt_count(conn.get('idle_dropped', 0))}, address fallbacks {fmt_count(conn.get('connect_fallbacks', 0))}"
     )
 
 

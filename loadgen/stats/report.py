@@ -78,5 +78,8 @@ def connection_summary(c: dict[str, int]) -> dict[str, Any]:
         "tls_full": c.get("tls_full", 0),
         "dns_lookups": c.get("dns_lookups", 0),
         "dns_hits": c.get("dns_hits", 0),
+        "retries": c.get("retries", 0),
+        "idle_dropped": c.get("idle_dropped", 0),
+        "connect_fallbacks": c.get("connect_fallbacks", 0),
         "requests_per_connection": round(c.get("requests", 0) / opened, 2) if opened else 0.0,
     }
