@@ -91,7 +91,7 @@ def _rate_case(name: str, server: Nginx, target: float, seconds: float, tmp: Pat
 
 def percentile_error(samples: int = 1_000_000, seed: int = 1) -> dict[str, Any]:
     """Histogram percentiles against exact nearest-rank percentiles of the same lognormal samples (µs)."""
-    from loadgen.stats.histogram import Histogram, _rank
+    from loadgen.stats.histogram import Histogram, nearest_rank
 
     rng = random.Random(seed)
     out: dict[str, Any] = {"samples": samples, "distributions": []}
@@ -107,7 +107,7 @@ def percentile_error(samples: int = 1_000_000, seed: int = 1) -> dict[str, Any]:
         values.sort()
         rows = []
         for q, g in zip(QUANTILES, got):
-            exact = values[_rank(q, samples) - 1]
+            exact = values[nearest_rank(q, samples) - 1]
             err = abs(g - exact) / exact if exact else 0.0
             worst = max(worst, err)
             rows.append({"q": q, "exact_us": exact, "histogram_us": g, "rel_error_pct": round(100 * err, 3)})

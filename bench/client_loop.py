@@ -56,7 +56,8 @@ class BenchRecorder:
         self.buckets = [0] * 64
 
     def record(self, method: str, name: str, latency_us: int, nbytes: int, error: str | None = None,
-               queued_us: int = 0) -> None:
+               queued_us: int = 0, ttfb_us: int = -1, body_us: int = 0,
+               setup: tuple[int, int, int] | None = None) -> None:
         e = self.entries.get((method, name))
         if e is None:
             e = self.entries[(method, name)] = [0, 0, 0]

@@ -261,10 +261,13 @@ class FakeRecorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, int, int, str | None, int]] = []
+        self.phases: list[tuple[int, int, tuple[int, int, int] | None]] = []  # (ttfb, body, setup) per call
 
     def record(self, method: str, name: str, latency_us: int, nbytes: int, error: str | None = None,
-               queued_us: int = 0) -> None:
+               queued_us: int = 0, ttfb_us: int = -1, body_us: int = 0,
+               setup: tuple[int, int, int] | None = None) -> None:
         self.calls.append((method, name, latency_us, nbytes, error, queued_us))
+        self.phases.append((ttfb_us, body_us, setup))
 
     def record_exception(self, where: str, exc: BaseException) -> None:  # pragma: no cover
         self.calls.append(("EXC", where, 0, 0, repr(exc), 0))

@@ -60,11 +60,17 @@ def _url(base: str, path: str) -> str:
     return path if path.startswith(("http://", "https://")) else base + path
 
 
-def run_requests(base: str, steps: list[Step], verify: Any = False) -> list[Outcome]:
+Setup = Callable[[Any], None]
+"""Called with the session before the steps (the same for both clients: ``session.auth = ...``)."""
+
+
+def run_requests(base: str, steps: list[Step], verify: Any = False, setup: Setup | None = None) -> list[Outcome]:
     """The steps through one `requests.Session` (urllib3 underneath, as Locust's HttpUser)."""
     outcomes = []
     urllib3.disable_warnings()
     with requests.Session() as session:
+        if setup is not None:
+            setup(session)
         for step in steps:
             if step.think:
                 time.sleep(step.think)
@@ -83,18 +89,21 @@ class _Calls:
         self.errors: list[str | None] = []
 
     def record(self, method: str, name: str, latency_us: int, nbytes: int, error: str | None = None,
-               queued_us: int = 0) -> None:
+               queued_us: int = 0, ttfb_us: int = -1, body_us: int = 0,
+               setup: tuple[int, int, int] | None = None) -> None:
         self.errors.append(error)
 
 
 def run_loadgen(base: str, steps: list[Step], settings: ClientSettings | None = None,
-                on_factory: Callable[[ClientFactory], None] | None = None) -> list[Outcome]:
+                on_factory: Callable[[ClientFactory], None] | None = None, setup: Setup | None = None) -> list[Outcome]:
     """The steps through one loadgen `HttpSession` (its own keep-alive pool, as a user has)."""
     import gevent
 
     factory = ClientFactory(settings or ClientSettings(insecure=True, connect_timeout=CLIENT_TIMEOUT,
                                                        read_timeout=CLIENT_TIMEOUT), _Calls())
     session = factory.session("")
+    if setup is not None:
+        setup(session)
     outcomes = []
     try:
         for step in steps:

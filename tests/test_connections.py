@@ -148,6 +148,6 @@ class _Recorder:
     def __init__(self) -> None:
         self.requests = self.failures = 0
 
-    def record(self, method, name, latency_us, nbytes, error=None, queued_us=0) -> None:  # noqa: ANN001
+    def record(self, method, name, latency_us, nbytes, error=None, queued_us=0, *phases) -> None:  # noqa: ANN001
         self.requests += 1
         self.failures += error is not None

@@ -53,7 +53,7 @@ class Connection:
 
     __slots__ = (
         "sock", "origin", "requests", "last_used", "read_timeout", "deadline", "timed_out",
-        "tls_key", "tls_cache", "registry", "watchdog", "idle_limit",
+        "tls_key", "tls_cache", "registry", "watchdog", "idle_limit", "setup", "sent_at", "first_byte",
     )
 
     def __init__(self, sock: gsocket.socket, origin: Origin, watchdog: ReadDeadlines | None = None) -> None:
@@ -69,6 +69,9 @@ class Connection:
         self.registry: set[Connection] | None = None
         self.watchdog = watchdog if watchdog is not None else _NO_WATCHDOG
         self.idle_limit = float("inf")  # seconds idle after which the server may close it (Keep-Alive: timeout=)
+        self.setup: tuple[int, int, int] | None = None  # (DNS, connect, TLS) µs of opening it, -1: not paid
+        self.sent_at = 0.0  # perf_counter() when the current request was sent
+        self.first_byte = 0.0  # ... and when the first byte of its response arrived
 
     @classmethod
     def open(
@@ -83,8 +86,9 @@ class Connection:
         watchdog: ReadDeadlines | None = None,
     ) -> Connection:
         """Resolve, connect and (https) handshake through `dial`, then set up the bookkeeping."""
-        sock, tls_key = dial(origin, dns, connect_timeout, ssl_context, tls_cache)
+        sock, tls_key, setup = dial(origin, dns, connect_timeout, ssl_context, tls_cache)
         conn = cls(sock, origin, watchdog)
+        conn.setup = setup
         conn.read_timeout = read_timeout
         if watchdog is not None:
             watchdog.ensure_tick(read_timeout)
@@ -162,8 +166,9 @@ class Connection:
         sock = self.sock
         rt = self.read_timeout
         inflight = self.watchdog.inflight
+        self.sent_at = start = perf_counter()
         if rt is not None:
-            self.deadline = perf_counter() + rt
+            self.deadline = start + rt
             inflight.add(self)
         try:
             try:
@@ -175,6 +180,7 @@ class Connection:
                 if sent < len(data):
                     self._send_rest(memoryview(data)[sent:])
                 buf = sock.recv(RECV_SIZE)
+                self.first_byte = perf_counter()
             except (OSError, ValueError) as exc:
                 self._failed(exc, False)
                 raise

@@ -8,6 +8,7 @@ the handshake then fails.
 from __future__ import annotations
 
 import socket as _stdsocket
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import gevent
@@ -39,11 +40,13 @@ def dial(
     connect_timeout: float | None,
     ssl_context: ssl.SSLContext | None = None,
     tls_cache: TLSSessionCache | None = None,
-) -> tuple[gsocket.socket, TLSKey | None]:
+) -> tuple[gsocket.socket, TLSKey | None, tuple[int, int, int]]:
     """Resolve, connect and (https) handshake, offering a cached TLS session.
 
-    Returns the socket, without a timeout (reads are bounded by the connection's watchdog),
-    and the TLS session cache key for https (None for http)."""
+    Returns the socket, without a timeout (reads are bounded by the connection's watchdog), the
+    TLS session cache key for https (None for http), and how long each step took: (DNS, connect,
+    TLS) in microseconds, -1 for a step not paid (an address literal or a cached answer; http)."""
+    started = perf_counter()
     if connect_timeout is None:
         addrs = dns.addresses(origin.host, origin.port)
     else:
@@ -52,7 +55,11 @@ def dial(
             addrs = dns.addresses(origin.host, origin.port)
         if not addrs:
             raise ConnectTimeout(f"DNS lookup of {origin.host} timed out after {connect_timeout} s")
+    resolved = perf_counter()
+    dns_us = int((resolved - started) * 1_000_000) if dns.paid else -1
     sock = _connect(origin, addrs, connect_timeout)
+    connected = perf_counter()
+    tls_us = -1
     try:
         COUNTERS.opened += 1
         tls_key: TLSKey | None = None
@@ -64,11 +71,12 @@ def dial(
                 COUNTERS.tls_resumed += 1
             else:
                 COUNTERS.tls_full += 1
+            tls_us = int((perf_counter() - connected) * 1_000_000)
         sock.settimeout(None)  # reads are bounded by the watchdog
     except BaseException:
         sock.close()
         raise
-    return sock, tls_key
+    return sock, tls_key, (dns_us, int((connected - resolved) * 1_000_000), tls_us)
 
 
 def _connect(origin: Origin, addrs: list[str], connect_timeout: float | None) -> gsocket.socket:

@@ -120,6 +120,7 @@ class DnsCache:
         self.max_entries = max_entries
         self._entries: dict[tuple[str, int], _Entry] = {}
         self._inflight: dict[tuple[str, int], AsyncResult] = {}
+        self.paid = False  # whether the last addresses()/lookup() waited for a DNS answer
 
     def resolve(self, host: str, port: int) -> str:
         """One address for a new connection to host:port, spread per `select`."""
@@ -138,9 +139,11 @@ class DnsCache:
 
     def addresses(self, host: str, port: int) -> list[str]:
         """Every address for a new connection, in the order to try them: the one `select` picks
-        first, then the others (a connect that fails moves on to the next)."""
+        first, then the others (a connect that fails moves on to the next). Afterwards `paid` says
+        whether this call waited for a lookup (its own or another's), not a cached answer."""
         lit = literal_ip(host)
         if lit is not None:
+            self.paid = False
             return [lit]
         entry = self._entry(host, port)
         addrs = entry.addrs
@@ -168,6 +171,7 @@ class DnsCache:
         key = (host, port)
         entry = self._entries.get(key)
         now = self.clock()
+        self.paid = False
         if entry is not None and entry.expires > now:
             self.counters.dns_hits += 1
             if entry.error is not None:
@@ -177,6 +181,7 @@ class DnsCache:
         if waiting is not None:  # someone is already asking: share the answer
             self.counters.dns_hits += 1
             entry = waiting.get()
+            self.paid = True
             if entry.error is not None:
                 raise entry.fail(host)
             return entry
@@ -188,6 +193,7 @@ class DnsCache:
         finally:
             del self._inflight[key]
             result.set(entry)
+        self.paid = True
         if self.ttl > 0 and (entry.error is None or self.negative_ttl > 0):
             if len(self._entries) >= self.max_entries:
                 self._prune(now)

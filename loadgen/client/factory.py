@@ -17,7 +17,7 @@ from .pool import ConnectionPool, SharedPools, UserPool, now
 from .session import HttpSession
 from .settings import ClientSettings
 from .tls import TLSSessionCache, get_context
-from .urls import Origin, base_origin
+from .urls import Origin, base_origin, tls_key
 
 
 class ClientFactory:
@@ -28,6 +28,7 @@ class ClientFactory:
         self.recorder = recorder
         self._ssl_context = None
         self.tls_sessions = TLSSessionCache(enabled=settings.tls_resume)
+        self._tls_caches: dict[tuple[Any, ...], TLSSessionCache] = {}  # per TLS configuration of a request
         resolver = server_resolver(settings.dns_server) if settings.dns_server else None
         self.dns = DnsCache(
             ttl=settings.dns_ttl,
@@ -52,14 +53,25 @@ class ClientFactory:
         return self._ssl_context
 
     def open_connection(self, origin: Origin, connect_timeout: float | None, read_timeout: float | None) -> Connection:
-        """Resolve, connect and handshake a new connection (counted, registered for close_all)."""
+        """Resolve, connect and handshake a new connection (counted, registered for close_all), with the
+        origin's own TLS settings if it has them (a request's ``verify=``/``cert=``)."""
+        tls = origin.tls_settings
+        sessions: TLSSessionCache | None
+        if tls is None:
+            context, sessions = (self.ssl_context if origin.tls else None), self.tls_sessions
+        else:  # a TLS session belongs to the context that made it: each configuration has its cache
+            context = get_context(tls)
+            key = tls_key(tls)
+            sessions = self._tls_caches.get(key)
+            if sessions is None:
+                sessions = self._tls_caches[key] = TLSSessionCache(enabled=self.settings.tls_resume)
         return Connection.open(
             origin,
             self.dns,
             connect_timeout,
             read_timeout,
-            self.ssl_context if origin.tls else None,
-            self.tls_sessions,
+            context,
+            sessions,
             self.connections,
             self.watchdog,
         )

@@ -13,7 +13,8 @@ class RequestSink(Protocol):
     """Where every finished request goes (the stats recorder)."""
 
     def record(self, method: str, name: str, latency_us: int, nbytes: int, error: str | None = None,
-               queued_us: int = 0) -> None: ...
+               queued_us: int = 0, ttfb_us: int = -1, body_us: int = 0,
+               setup: tuple[int, int, int] | None = None) -> None: ...
 
 
 class QueueDelay(Protocol):

@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 from .encoding import BODYLESS_METHODS
 from .errors import ProtocolError
 from .http11 import status_error
-from .response import Headers
+from .response import Headers, Response
 from .urls import Origin
 
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -43,8 +43,9 @@ class EncodeHead(Protocol):
 Resolve = Callable[[str], tuple[Origin, str]]
 """URL -> (origin, target)."""
 
-Outcome = tuple[int, bytes, bytes, int, int, Origin, str, str | None]
-"""(status, head, body, bytes received, flags, origin, target, error) of the last hop."""
+Outcome = tuple[int, bytes, bytes, int, int, Origin, str, str | None, bytes, list[Response]]
+"""(status, head, body, bytes received, flags, origin, target, error, request sent) of the last hop, and the
+redirect responses before it (``response.history``)."""
 
 
 def follow(
@@ -65,14 +66,18 @@ def follow(
     flags: int,
     ct: float | None,
     rt: float | None,
+    wire: bytes = b"",
 ) -> Outcome:
     """Follow redirects (at most `max_redirects`) from the response given; returns the final
     exchange and where it went. 303 (and 301/302 after a POST) continue as a GET without body.
     A ``Cookie`` given as a header is not sent on (the jar's cookies go to the hosts that set them),
     and once a hop leaves the original host (or changes scheme or port, except http to https on the
-    default ports) neither is ``Authorization``, as in requests."""
+    default ports) neither is ``Authorization``, as in requests. `wire` is the request that got the
+    response given."""
     drop: frozenset[str] = frozenset()
+    history: list[Response] = []
     for _ in range(max_redirects):
+        history.append(Response(status, head, rbody, 0, 0, None, origin.prefix, target, method, "", wire))
         location = Headers.parse(head).get("location")
         if not location:
             break
@@ -99,10 +104,11 @@ def follow(
         nbytes += n
         if status not in REDIRECTS:
             error = None if status < 400 else status_error(status, head)
-            return status, head, rbody, nbytes, flags, origin, target, error
+            return status, head, rbody, nbytes, flags, origin, target, error, wire, history
     else:
         return status, head, rbody, nbytes, flags, origin, target, (
             f"TooManyRedirects: more than {max_redirects} redirects"
-        )
+        ), wire, history
+    history.pop()  # a redirect without Location: the response itself
     error = None if status < 400 else status_error(status, head)
-    return status, head, rbody, nbytes, flags, origin, target, error
+    return status, head, rbody, nbytes, flags, origin, target, error, wire, history

@@ -9,7 +9,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .codings import decode
+from .cookies import CookieJar
 from .errors import ContentDecodingError
+from .prepared import PreparedRequest
 
 if TYPE_CHECKING:
     from .interfaces import RequestSink
@@ -76,6 +78,7 @@ class Headers(Mapping[str, str]):
 
 
 _NO_HEADERS = Headers([])
+_NO_HISTORY: list[Response] = []  # shared by every response that was not redirected: do not append to it
 
 
 class Response:
@@ -101,7 +104,16 @@ class Response:
         "method",
         "name",
         "queued_us",
+        "_phases",
+        "_wire",
+        "_history",
+        "_jar",
+        "_request",
     )
+    # set only when needed (a redirect) or first read: no cost per request
+    _history: list[Response]
+    _jar: CookieJar
+    _request: PreparedRequest
 
     def __init__(
         self,
@@ -115,6 +127,7 @@ class Response:
         target: str,
         method: str = "",
         name: str = "",
+        wire: bytes = b"",
     ) -> None:
         self.status_code = status_code
         self._head = head
@@ -131,6 +144,8 @@ class Response:
         self.method = method
         self.name = name
         self.queued_us = 0
+        self._phases: tuple[int, int, tuple[int, int, int] | None] | None = None
+        self._wire = wire
 
     # -- lazily decoded views ------------------------------------------------------------
     @property
@@ -205,6 +220,34 @@ class Response:
         return self._origin + self._target
 
     @property
+    def history(self) -> list[Response]:
+        """The redirect responses that led here, oldest first (empty if none)."""
+        try:
+            return self._history
+        except AttributeError:
+            return _NO_HISTORY
+
+    @property
+    def cookies(self) -> CookieJar:
+        """The cookies this response set (a jar read like a dict: ``get``, ``[name]``, ``get_dict()``)."""
+        try:
+            return self._jar
+        except AttributeError:
+            jar = self._jar = CookieJar()
+            if self._head:
+                jar.extract(self.url, self._head)
+            return jar
+
+    @property
+    def request(self) -> PreparedRequest:
+        """The request that got this response: ``method``, ``url``, ``headers`` and ``body`` as sent."""
+        try:
+            return self._request
+        except AttributeError:
+            req = self._request = PreparedRequest.from_wire(self._origin, self._wire)
+            return req
+
+    @property
     def ok(self) -> bool:
         return self.error is None
 
@@ -231,10 +274,13 @@ class Response:
             message = f"{type(message).__name__}: {message}"
         self.error = str(message)
 
-    def record_on_exit(self, sink: RequestSink, queued_us: int) -> None:
-        """catch_response: the with-block's end records this response (as success()/failure() left it)."""
+    def record_on_exit(self, sink: RequestSink, queued_us: int,
+                       phases: tuple[int, int, tuple[int, int, int] | None] | None = None) -> None:
+        """catch_response: the with-block's end records this response (as success()/failure() left it),
+        with its phases (ttfb µs, body µs, setup) when it got a response."""
         self._pending = sink
         self.queued_us = queued_us
+        self._phases = phases
 
     def _require_pending(self) -> None:
         if self._pending is None:
@@ -257,4 +303,8 @@ class Response:
             if not isinstance(exc, Exception):  # GreenletExit, gevent.Timeout: user stopping
                 return
             self.error = f"{type(exc).__name__}: {exc}"
-        sink.record(self.method, self.name, self.latency_us, self.nbytes, self.error, self.queued_us)
+        phases = self._phases
+        if phases is None:
+            sink.record(self.method, self.name, self.latency_us, self.nbytes, self.error, self.queued_us)
+        else:
+            sink.record(self.method, self.name, self.latency_us, self.nbytes, self.error, self.queued_us, *phases)

@@ -6,6 +6,8 @@ and loading a CA store costs ~0.7 MB and ~25 ms, so every session of a process s
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from time import monotonic
 from typing import Any
 
@@ -14,17 +16,15 @@ from gevent import ssl
 from gevent.event import Event
 
 from .settings import ClientSettings
+from .urls import tls_key
 
 _CONTEXTS: dict[tuple[Any, ...], ssl.SSLContext] = {}
-
-
-def _context_key(settings: ClientSettings) -> tuple[Any, ...]:
-    return (settings.insecure, settings.ca_bundle, settings.client_cert, settings.client_key)
+_OVERRIDES: dict[tuple[Any, ...], tuple[ClientSettings, ClientSettings | None]] = {}  # request_tls(), by id
 
 
 def get_context(settings: ClientSettings) -> ssl.SSLContext:
     """The process-wide SSLContext for this TLS configuration (built on first use)."""
-    key = _context_key(settings)
+    key = tls_key(settings)
     ctx = _CONTEXTS.get(key)
     if ctx is None:
         ctx = _CONTEXTS[key] = build_context(settings)
@@ -45,11 +45,57 @@ def build_context(settings: ClientSettings) -> ssl.SSLContext:
         except ImportError:  # pragma: no cover - certifi ships with geventhttpclient
             ctx.load_default_certs()
     if settings.ca_bundle:
-        ctx.load_verify_locations(cafile=settings.ca_bundle)
+        if os.path.isdir(settings.ca_bundle):  # a directory of hashed certificates, as requests' verify= takes
+            ctx.load_verify_locations(capath=settings.ca_bundle)
+        else:
+            ctx.load_verify_locations(cafile=settings.ca_bundle)
     if settings.client_cert:
         ctx.load_cert_chain(settings.client_cert, settings.client_key)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+def _path(value: Any, what: str) -> str:
+    path = os.fspath(value)
+    if not isinstance(path, str) or not os.path.exists(path):
+        raise ValueError(f"{what}: no such file or directory {value!r}")
+    return path
+
+
+def request_tls(settings: ClientSettings, verify: Any = None, cert: Any = None) -> ClientSettings | None:
+    """The TLS settings a request's ``verify=`` and ``cert=`` ask for (as requests reads them), or None
+    when they are `settings`' own. ``verify``: True (verify, keeping `settings`' CA bundle), False (do not
+    verify) or the path of a CA bundle file or directory; ``cert``: a file with certificate and key, or a
+    (certificate, key) pair; None leaves either as `settings` have it. Missing files raise `ValueError`."""
+    cache_key = (id(settings), verify, tuple(cert) if isinstance(cert, list) else cert)
+    try:
+        base, cached = _OVERRIDES[cache_key]
+        if base is settings:
+            return cached
+    except KeyError:
+        pass
+    except TypeError:  # unhashable: not a value requests takes either
+        raise TypeError(f"verify= must be True, False or a path and cert= a path or a pair, not {verify!r}, "
+                        f"{cert!r}") from None
+    changes: dict[str, Any] = {}
+    if verify is not None:
+        if isinstance(verify, bool):
+            changes["insecure"] = not verify
+        else:
+            changes.update(insecure=False, ca_bundle=_path(verify, "verify="))
+    if cert is not None:
+        if isinstance(cert, (tuple, list)):
+            if len(cert) != 2:
+                raise ValueError(f"cert= must be a path or a (certificate, key) pair, not {cert!r}")
+            changes.update(client_cert=_path(cert[0], "cert="), client_key=_path(cert[1], "cert= key"))
+        else:
+            changes.update(client_cert=_path(cert, "cert="), client_key=None)
+    found = dataclasses.replace(settings, **changes)
+    result = None if tls_key(found) == tls_key(settings) else found
+    if len(_OVERRIDES) >= 256:
+        _OVERRIDES.clear()
+    _OVERRIDES[cache_key] = (settings, result)
+    return result
 
 
 Key = tuple[str, int, "str | None"]

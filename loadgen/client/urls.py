@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from .settings import ClientSettings
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+def tls_key(settings: ClientSettings) -> tuple[Any, ...]:
+    """What makes two TLS configurations different (the fields an SSLContext is built from)."""
+    return (settings.insecure, settings.ca_bundle, settings.client_cert, settings.client_key)
+
+
 class Origin:
-    """scheme://host:port, with the bytes and keys the hot path needs precomputed."""
+    """scheme://host:port, with the bytes and keys the hot path needs precomputed.
 
-    __slots__ = ("scheme", "host", "port", "tls", "host_header", "prefix", "key")
+    An https origin may carry TLS settings of its own (a request's ``verify=``/``cert=``); its `key`
+    then names them too, so its pooled connections serve no request with another configuration."""
 
-    def __init__(self, scheme: str, host: str, port: int | None = None) -> None:
+    __slots__ = ("scheme", "host", "port", "tls", "host_header", "prefix", "key", "tls_settings")
+
+    def __init__(self, scheme: str, host: str, port: int | None = None,
+                 tls_settings: ClientSettings | None = None) -> None:
         scheme = scheme.lower()
         if scheme not in DEFAULT_PORTS:
             raise ValueError(f"unsupported URL scheme {scheme!r} (http or https)")
@@ -25,7 +38,10 @@ class Origin:
         h = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = h if self.port == DEFAULT_PORTS[scheme] else f"{h}:{self.port}"
         self.prefix = f"{scheme}://{self.host_header}"
-        self.key = (scheme, self.host, self.port)
+        self.tls_settings = tls_settings if self.tls else None
+        self.key: tuple[Any, ...] = (scheme, self.host, self.port)
+        if self.tls_settings is not None:
+            self.key = (scheme, self.host, self.port, tls_key(self.tls_settings))
 
     def __repr__(self) -> str:
         return f"Origin({self.prefix})"

@@ -13,6 +13,7 @@ from typing import Any
 
 from loadgen.outputs.json_report import atomic_write_text
 from loadgen.outputs.numbers import (
+    PHASE_NAMES,
     as_number,
     fmt_bytes,
     fmt_count,
@@ -23,6 +24,7 @@ from loadgen.outputs.numbers import (
     fmt_pct,
     fmt_rate,
     number_or_zero,
+    phase_cell,
 )
 from loadgen.outputs.serving import read_asset
 
@@ -131,6 +133,15 @@ def render_body(report: dict[str, Any]) -> str:
                      (fmt_rate(totals.get("rps")), ""), (fmt_ms(lat.get("mean")), ""), *_latency_cells(lat)])
     out.append(_card("Endpoints", _table(["method", "name", "requests", "failures", "req/s", "mean ms", *lat_headers],
                                          rows, "no requests", left=2)))
+
+    if totals.get("phases_ms"):
+        phase_rows = [[(str(e.get("method", "")), "l"), (str(e.get("name", "")), "wrap"),
+                       *((phase_cell((e.get("phases_ms") or {}).get(k), number_or_zero(e.get("requests"))), "")
+                         for k, _ in PHASE_NAMES)]
+                      for e in [*endpoints, {**totals, "name": "Aggregated"}] if e.get("phases_ms")]
+        out.append(_card("Where the time went (p50/p95 ms; the count of requests that paid a phase)",
+                         _table(["method", "name", *(label for _, label in PHASE_NAMES)], phase_rows, "no data",
+                                left=2)))
 
     errors = sorted(report.get("errors") or [], key=lambda r: -number_or_zero(r.get("count")))
     rows = [[(fmt_count(r.get("count")), ""), (str(r.get("method", "")), "l"), (str(r.get("name", "")), "wrap"),

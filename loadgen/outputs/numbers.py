@@ -98,3 +98,15 @@ def fmt_clock(seconds: Any) -> str:
     h, rem = divmod(max(0, int(number_or_zero(seconds))), 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+PHASE_NAMES = (("dns", "DNS"), ("connect", "connect"), ("tls", "TLS"), ("ttfb", "TTFB"), ("body", "body"))
+
+
+def phase_cell(phase: dict[str, Any] | None, requests: float) -> str:
+    """p50/p95 ms of one phase, and how many requests paid it when that is not all of them."""
+    if not phase:
+        return "-"
+    cell = f"{fmt_ms(phase.get('p50'))}/{fmt_ms(phase.get('p95'))}"
+    count = number_or_zero(phase.get("count"))
+    return cell if count >= requests else f"{cell} ({fmt_count(count)})"

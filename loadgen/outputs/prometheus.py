@@ -19,6 +19,7 @@ from prometheus_client.utils import floatToGoString
 from loadgen.model.addresses import is_loopback
 from loadgen.outputs.serving import parse_listen, server_url, start_server
 from loadgen.stats.histogram import Histogram, bucket_value
+from loadgen.stats.phases import Tally
 
 # Upper bounds in seconds of the exported latency buckets (cumulative; +Inf is added).
 BUCKETS_S: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -44,7 +45,7 @@ class BucketMap:
             pos = self._position[index] = bisect_left(self.bounds_us, bucket_value(index))
         return pos
 
-    def cumulative(self, hist: Histogram) -> list[tuple[str, float]]:
+    def cumulative(self, hist: Histogram | Tally) -> list[tuple[str, float]]:
         counts = [0] * (len(self.bounds_us) + 1)
         for index, n in hist.items():
             counts[self.position(index)] += n
@@ -84,6 +85,16 @@ class AggregateCollector(Collector):
         yield requests
         yield failures
         yield duration
+        phases = HistogramMetricFamily(
+            "loadgen_request_phase_seconds",
+            "Where a request's time went: dns, connect, tls (requests that opened a connection), ttfb, body.",
+            labels=[*labels, "phase"])
+        for entry in list(aggregate.entries.values()):
+            if entry.phases is not None:
+                for phase, tally in entry.phases.items():
+                    phases.add_metric([entry.method, entry.name, phase], self.buckets.cumulative(tally),
+                                      sum_value=tally.total / 1_000_000)
+        yield phases
 
         yield GaugeMetricFamily("loadgen_users", "Users running now.", value=aggregate.users)
         yield GaugeMetricFamily("loadgen_target_users", "Users the test aims for.", value=aggregate.target_users)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadgen.outputs.numbers import (
+    PHASE_NAMES,
     fmt_bytes,
     fmt_count,
     fmt_duration,
@@ -14,6 +15,7 @@ from loadgen.outputs.numbers import (
     fmt_pct,
     fmt_rate,
     number_or_zero,
+    phase_cell,
 )
 from loadgen.outputs.text import MAX_ERROR_CELLS, MAX_NAME_CELLS, clean_text, render_table, rule, warning_text
 
@@ -39,6 +41,26 @@ def endpoint_row(method: Any, name: Any, src: dict[str, Any]) -> list[str]:
         fmt_ms(lat.get("p99")),
         fmt_ms(lat.get("max")),
     ]
+
+
+def phase_lines(report: dict[str, Any]) -> list[str]:
+    """Where the time went: per endpoint, p50/p95 of DNS, connect, TLS, time to first byte and body
+    (a setup phase shows how many requests paid it: the ones that opened a connection)."""
+    totals = report.get("totals") or {}
+    if not totals.get("phases_ms"):
+        return []
+    rows = []
+    for src, method, name in [*((e, e.get("method", ""), e.get("name", "")) for e in report.get("endpoints") or []
+                                if e.get("phases_ms")), (totals, "", "Aggregated")]:
+        phases = src.get("phases_ms") or {}
+        requests = number_or_zero(src.get("requests"))
+        rows.append([clean_text(method, 10), clean_text(name, MAX_NAME_CELLS),
+                     *(phase_cell(phases.get(key), requests) for key, _ in PHASE_NAMES)])
+    headers = ("Method", "Name", *(f"{label} p50/p95 ms" for _, label in PHASE_NAMES))
+    table = render_table(headers, rows, (False, False, True, True, True, True, True))
+    if len(rows) > 1:
+        table.insert(-1, table[1])
+    return ["", rule("Where the time went"), *table]
 
 
 def header_lines(report: dict[str, Any]) -> list[str]:
@@ -170,6 +192,7 @@ def format_summary(report: dict[str, Any]) -> str:
     if len(rows) > 1:
         table.insert(-1, table[1])  # rule above the Aggregated row
     lines += ["", rule("Endpoints"), *table]
+    lines += phase_lines(report)
 
     lines += error_lines(report.get("errors") or [])
     lines += ["", format_connections(report.get("connections") or {})]

@@ -11,28 +11,28 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 SUB_BITS = 7
-_LINEAR_LIMIT = 1 << SUB_BITS  # values below this are exact
-_HALF = 1 << (SUB_BITS - 1)
+LINEAR_LIMIT = 1 << SUB_BITS  # values below this are exact
+HALF = 1 << (SUB_BITS - 1)
 MAX_VALUE = (1 << 40) - 1  # ~12.7 days in microseconds; larger values are clamped
 
 
 def bucket_of(value: int) -> int:
     """Index of the bucket holding ``value``."""
-    if value < _LINEAR_LIMIT:
+    if value < LINEAR_LIMIT:
         return value if value > 0 else 0
     if value > MAX_VALUE:
         value = MAX_VALUE
     shift = value.bit_length() - SUB_BITS
-    return shift * _HALF + (value >> shift)
+    return shift * HALF + (value >> shift)
 
 
 def bucket_bounds(index: int) -> tuple[int, int]:
     """Inclusive ``(low, high)`` values of a bucket."""
-    if index < _LINEAR_LIMIT:
+    if index < LINEAR_LIMIT:
         return index, index
-    shift, offset = divmod(index - _LINEAR_LIMIT, _HALF)
+    shift, offset = divmod(index - LINEAR_LIMIT, HALF)
     shift += 1
-    low = (_HALF + offset) << shift
+    low = (HALF + offset) << shift
     return low, low + (1 << shift) - 1
 
 
@@ -43,6 +43,24 @@ def bucket_value(index: int) -> int:
 
 
 BUCKETS = bucket_of(MAX_VALUE) + 1
+
+
+def _bucket_table(size: int) -> list[int]:
+    """``bucket_of(v)`` for every ``0 <= v < size``, built run by run (a bucket is a run of values)."""
+    indexes = list(range(BUCKETS))  # one int object per bucket, shared by the table's entries
+    table: list[int] = []
+    index = 0
+    while len(table) < size:
+        low, high = bucket_bounds(index)
+        table.extend([indexes[index]] * (high - low + 1))
+        index += 1
+    del table[size:]
+    return table
+
+
+TABLE_SIZE = 1 << 16
+BUCKET_TABLE = _bucket_table(TABLE_SIZE)
+"""The bucket of every value below 65.5 ms, looked up instead of computed on the hot path (~0.5 MiB)."""
 
 
 class Histogram:
@@ -63,13 +81,15 @@ class Histogram:
 
     def add(self, value: int) -> None:
         """Record one value (hot path)."""
-        if value < _LINEAR_LIMIT:
-            index = value if value > 0 else 0
+        if 0 <= value < TABLE_SIZE:
+            index = BUCKET_TABLE[value]
+        elif value < 0:
+            index = 0
         else:
             if value > MAX_VALUE:
                 value = MAX_VALUE
             shift = value.bit_length() - SUB_BITS
-            index = shift * _HALF + (value >> shift)
+            index = shift * HALF + (value >> shift)
         self.counts[index] += 1
         if self.count == 0:
             self.min = self.max = value
@@ -137,7 +157,7 @@ class Histogram:
         qs_list = list(qs)
         if self.count == 0:
             return [0 for _ in qs_list]
-        wanted = sorted((max(1, _rank(q, self.count)), i) for i, q in enumerate(qs_list))
+        wanted = sorted((max(1, nearest_rank(q, self.count)), i) for i, q in enumerate(qs_list))
         result = [0] * len(wanted)
         seen = 0
         pos = 0
@@ -181,7 +201,7 @@ class SparseHistogram:
         return self.total / self.count if self.count else 0.0
 
 
-def _rank(q: float, count: int) -> int:
+def nearest_rank(q: float, count: int) -> int:
     """Nearest-rank position (1-based) of quantile ``q``."""
     if q <= 0:
         return 1

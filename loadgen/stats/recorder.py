@@ -8,6 +8,7 @@ from typing import Protocol
 from loadgen.stats.endpoint import Entry
 from loadgen.stats.errors import ErrorTable
 from loadgen.stats.histogram import Histogram, SparseHistogram
+from loadgen.stats.phases import Phases
 
 MAX_ENDPOINTS = 1000
 OTHER_ENDPOINTS = "<other endpoints>"
@@ -74,8 +75,13 @@ class Recorder:
         nbytes: int,
         error: str | None = None,
         queued_us: int = 0,
+        ttfb_us: int = -1,
+        body_us: int = 0,
+        setup: tuple[int, int, int] | None = None,
     ) -> None:
-        """Record one finished request (or measured call)."""
+        """Record one finished request (or measured call). An HTTP request gives its phases: time to
+        first byte and body (`ttfb_us` >= 0), and, if it opened its connection, `setup` = (DNS, connect,
+        TLS) in microseconds (-1 for a phase it did not pay)."""
         entry = self._entries.get((method, name))
         if entry is None:
             entry = self._new_entry(method, name)
@@ -86,6 +92,13 @@ class Recorder:
             entry.latency.add(latency_us + queued_us)
         else:
             entry.latency.add(latency_us)
+        if ttfb_us >= 0:
+            phases = entry.phases
+            if phases is None:
+                phases = entry.phases = Phases()
+            phases.add_response(ttfb_us, body_us)
+            if setup is not None:
+                phases.add_setup(*setup)
         if error is not None:
             entry.failures += 1
             self._delta.errors.add(method, name, error)

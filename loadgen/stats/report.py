@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from loadgen.stats.endpoint import Entry
 from loadgen.stats.histogram import Histogram
+from loadgen.stats.phases import Phases
 from loadgen.stats.units import ms
 from loadgen.stats.view import AggregateView
 
 SCHEMA = "loadgen.report/1"
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
+PHASE_QUANTILES = (0.5, 0.9, 0.95, 0.99)
 TIMELINE_FIELDS = ("t", "users", "requests", "failures", "dropped", "missed", "p50_ms", "p95_ms", "p99_ms",
                    "cpu_percent")
 
@@ -24,6 +28,27 @@ def latency_summary(hist: Histogram) -> dict[str, float]:
         "min": ms(hist.min), "mean": round(hist.mean / 1000.0, 3), "p50": ms(p50), "p90": ms(p90),
         "p95": ms(p95), "p99": ms(p99), "p999": ms(p999), "max": ms(hist.max),
     }
+
+
+def phase_summary(phases: Phases) -> dict[str, dict[str, float]]:
+    """Per phase some request paid: how many paid it, mean, percentiles and max, in milliseconds."""
+    out = {}
+    for name, tally in phases.items():
+        p50, p90, p95, p99 = tally.percentiles(PHASE_QUANTILES)
+        out[name] = {"count": tally.count, "mean": round(tally.mean / 1000.0, 3), "p50": ms(p50), "p90": ms(p90),
+                     "p95": ms(p95), "p99": ms(p99), "max": ms(tally.max)}
+    return out
+
+
+def all_phases(entries: Iterable[Entry]) -> Phases | None:
+    """Every endpoint's phases merged (None when no request recorded any)."""
+    total: Phases | None = None
+    for entry in entries:
+        if entry.phases is not None:
+            if total is None:
+                total = Phases()
+            total.merge(entry.phases)
+    return total
 
 
 def build_report(aggregate: AggregateView, options: dict[str, Any] | None = None) -> Report:
@@ -42,6 +67,9 @@ def build_report(aggregate: AggregateView, options: dict[str, Any] | None = None
     }
     if any(e.service is not None for e in entries):
         totals["service_ms"] = latency_summary(aggregate.total_histogram(service=True))
+    merged = all_phases(entries)
+    if merged is not None:
+        totals["phases_ms"] = phase_summary(merged)
     endpoints = []
     for e in entries:
         row: dict[str, Any] = {"method": e.method, "name": e.name, "requests": e.requests, "failures": e.failures,
@@ -49,6 +77,8 @@ def build_report(aggregate: AggregateView, options: dict[str, Any] | None = None
                                "latency_ms": latency_summary(e.latency)}
         if e.service is not None:
             row["service_ms"] = latency_summary(e.service)
+        if e.phases is not None:
+            row["phases_ms"] = phase_summary(e.phases)
         endpoints.append(row)
     return {
         "schema": SCHEMA,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from loadgen.stats.endpoint import Entry
 from loadgen.stats.units import ms
 from loadgen.stats.view import AggregateView
 from loadgen.stats.window import Window
@@ -41,12 +42,7 @@ def build_snapshot(aggregate: AggregateView, t: float, interval: float, window: 
         "dropped": aggregate.dropped,
         "current": {"p50_ms": ms(current[0]), "p95_ms": ms(current[1]), "p99_ms": ms(current[2])},
         "cumulative": {"p50_ms": ms(c50), "p95_ms": ms(c95), "p99_ms": ms(c99)},
-        "endpoints": [
-            {"method": e.method, "name": e.name, "requests": e.requests, "failures": e.failures,
-             "rps": round(by_endpoint.get((e.method, e.name), 0) / interval, 1),
-             "p95_ms": ms(e.latency.percentile(0.95))}
-            for e in entries
-        ],
+        "endpoints": [_endpoint(e, by_endpoint.get((e.method, e.name), 0) / interval) for e in entries],
         "new_errors": aggregate.new_errors.rows(),
         "workers": [row.as_dict() for row in aggregate.workers.values()],
         "warnings": list(aggregate.warnings),
@@ -56,3 +52,15 @@ def build_snapshot(aggregate: AggregateView, t: float, interval: float, window: 
     if context.run_time:
         snapshot["run_time"] = context.run_time
     return snapshot
+
+
+def _endpoint(entry: Entry, rps: float) -> dict[str, Any]:
+    """An endpoint's row of the snapshot; with the cumulative p50/p95 of every phase its requests paid."""
+    row: dict[str, Any] = {"method": entry.method, "name": entry.name, "requests": entry.requests,
+                           "failures": entry.failures, "rps": round(rps, 1),
+                           "p95_ms": ms(entry.latency.percentile(0.95))}
+    if entry.phases is not None:
+        row["phases"] = {name: {"count": tally.count, "p50_ms": ms(p50), "p95_ms": ms(p95)}
+                         for name, tally in entry.phases.items()
+                         for p50, p95 in (tally.percentiles((0.5, 0.95)),)}
+    return row

@@ -8,8 +8,10 @@ Layout (short keys: every worker sends one a second)::
 
     delta   {"e": [entry], "x": [[method, name, error, count]], "k": {counter: int}, "u": users,
              "d": dropped, "p": missed, "cpu": float, "rss": float, "t": unix time, "T": histogram}
-    entry   {"m": method, "n": name, "r": requests, "f": failures, "b": bytes, "h": histogram[, "s": histogram]}
+    entry   {"m": method, "n": name, "r": requests, "f": failures, "b": bytes, "h": histogram[, "s": histogram]
+             [, "ph": {phase: tally}]}
     histogram {"b": [bucket index], "c": [count], "n": count, "s": sum, "lo": min, "hi": max}
+    tally   {"b": [bucket index], "c": [count], "n": count, "s": sum, "hi": max}   (stats.phases)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from loadgen.stats.endpoint import Entry
 from loadgen.stats.errors import ErrorTable
 from loadgen.stats.histogram import BUCKETS, Histogram, SparseHistogram
+from loadgen.stats.phases import PHASES, Phases
 from loadgen.stats.recorder import StatsDelta
 
 MAX_BUCKET = BUCKETS - 1
@@ -27,6 +30,7 @@ MAX_ROWS = 10_000
 MAX_COUNTERS = 100
 _INT = {int}
 _NUMBER = {int, float}
+_PHASE_NAMES = frozenset(PHASES)
 
 Wire = dict[str, Any]
 
@@ -52,6 +56,8 @@ def encode_entry(entry: Entry) -> Wire:
                   "h": encode_histogram(entry.latency)}
     if entry.service is not None:
         data["s"] = encode_histogram(entry.service)
+    if entry.phases is not None:
+        data["ph"] = entry.phases.encode()
     return data
 
 
@@ -91,6 +97,7 @@ def decode_delta(data: Any) -> StatsDelta:
         entry.requests, entry.failures, entry.bytes = raw["r"], raw["f"], raw["b"]
         entry.latency = SparseHistogram(raw["h"])  # type: ignore[assignment]  # merged once, never added to
         entry.service = SparseHistogram(raw["s"]) if "s" in raw else None  # type: ignore[assignment]
+        entry.phases = Phases.decode(raw["ph"]) if "ph" in raw else None
         delta.entries[(entry.method, entry.name)] = entry
     errors = ErrorTable()
     for method, name, message, count in data["x"]:
@@ -129,6 +136,8 @@ def validate_delta(delta: Any) -> None:
             validate_histogram(entry["h"])
             if "s" in entry:
                 validate_histogram(entry["s"])
+            if "ph" in entry:
+                validate_phases(entry["ph"])
         if "T" in delta:
             validate_histogram(delta["T"])
         for row in errors:
@@ -164,6 +173,28 @@ def validate_histogram(hist: Any) -> None:
             raise WireError("stats: inconsistent histogram")
     except (KeyError, TypeError):
         raise WireError("stats: malformed histogram") from None
+
+
+def validate_phases(phases: Any) -> None:
+    """An entry's phase tallies: known phase names, each a consistent tally."""
+    if type(phases) is not dict or not set(phases) <= _PHASE_NAMES:
+        raise WireError("stats: bad phases")
+    for tally in phases.values():
+        try:
+            if type(tally) is not dict:
+                raise WireError("stats: bad phase tally")
+            buckets, counts = tally["b"], tally["c"]
+            if type(buckets) is not list or type(counts) is not list or len(buckets) != len(counts):
+                raise WireError("stats: bad phase buckets")
+            for key in ("n", "s", "hi"):
+                _count(tally[key], "phase " + key)
+            if buckets and (not set(map(type, buckets)) <= _INT or not set(map(type, counts)) <= _INT
+                            or min(buckets) < 0 or max(buckets) > MAX_BUCKET or min(counts) < 0):
+                raise WireError("stats: phase bucket out of range")
+            if sum(counts) != tally["n"]:
+                raise WireError("stats: inconsistent phase tally")
+        except (KeyError, TypeError):
+            raise WireError("stats: malformed phase tally") from None
 
 
 def _count(value: Any, what: str, signed: bool = False) -> None:
