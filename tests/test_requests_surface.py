@@ -551,6 +551,35 @@ def test_meaningless_arguments_accepted_others_refused() -> None:
         assert len(server.seen) == 9
 
 
+def test_verbs_take_requests_positional_arguments() -> None:
+    """get(url, params), post(url, data, json), put/patch(url, data), and the extras through every verb."""
+    def calls(c: Any, base: str) -> None:
+        c.get(base + "/g", {"a": "1"})
+        c.post(base + "/p", {"f": "1"}, {"ignored": 1})
+        c.post(base + "/j", None, {"j": 1})
+        c.put(base + "/u", b"x")
+        c.patch(base + "/pa", "y")
+        c.delete(base + "/d", auth=("u", "p"))
+        c.options(base + "/o", cookies={"c": "1"})
+        c.head(base + "/redirect?to=/elsewhere")  # not followed
+
+    seen = {}
+    for client in ("requests", "loadgen"):
+        with ExitStack() as stack:
+            server = RawServer(lab)
+            stack.callback(server.stop)
+            if client == "requests":
+                session: Any = stack.enter_context(requests.Session())
+            else:
+                f = factory(ClientSettings(connect_timeout=5.0, read_timeout=5.0))
+                stack.callback(f.close_all)
+                session = f.session("")
+            calls(session, server.url)
+            seen[client] = seen_of(server.seen)
+    assert seen["loadgen"] == seen["requests"]
+    assert [s[1] for s in seen["loadgen"]] == ["/g?a=1", "/p", "/j", "/u", "/pa", "/d", "/o", "/redirect?to=/elsewhere"]
+
+
 def test_session_tls_settings_read_back(certs: Certs) -> None:
     f = factory()
     s = f.session("https://127.0.0.1:1")

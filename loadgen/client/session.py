@@ -29,6 +29,7 @@ from .redirects import REDIRECTS, follow
 from .response import Response
 from .settings import timeouts
 from .urls import Origin, base_origin
+from .verbs import USE_SETTINGS, Verbs
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from .pool import ConnectionPool
     from .settings import ClientSettings
 
-_DEFAULT: Any = object()  # "use the settings' timeouts"
+_DEFAULT: Any = USE_SETTINGS  # "use the settings' timeouts"
 _UPPER = {m: m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}  # upper() costs a new str
 _UPPER.update((m.lower(), m) for m in list(_UPPER))
 IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"))
@@ -48,7 +49,7 @@ _HEAD_CACHE_MAX = 512  # encoded heads cached per session with headers or cookie
 _SHARED_HEAD_CACHE_MAX = 4096  # per (base origin, keep-alive) for all other sessions of a factory
 
 
-class HttpSession(RequestsSurface):
+class HttpSession(Verbs, RequestsSurface):
     """An HTTP client bound to a base URL and a connection pool; one per user.
 
     Memory per session is kept small (thousands per process): slots, the base `Origin` and the
@@ -170,30 +171,7 @@ class HttpSession(RequestsSurface):
         else:
             self._heads = self._shared_heads()
 
-    # -- verbs (positional arguments as in requests) ------------------------------------
-    def get(self, path: str, **kw: Any) -> Response:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, data: Any = None, json: Any = None, **kw: Any) -> Response:
-        return self.request("POST", path, data=data, json=json, **kw)
-
-    def put(self, path: str, data: Any = None, **kw: Any) -> Response:
-        return self.request("PUT", path, data=data, **kw)
-
-    def patch(self, path: str, data: Any = None, **kw: Any) -> Response:
-        return self.request("PATCH", path, data=data, **kw)
-
-    def delete(self, path: str, **kw: Any) -> Response:
-        return self.request("DELETE", path, **kw)
-
-    def head(self, path: str, **kw: Any) -> Response:
-        kw.setdefault("allow_redirects", False)
-        return self.request("HEAD", path, **kw)
-
-    def options(self, path: str, **kw: Any) -> Response:
-        return self.request("OPTIONS", path, **kw)
-
-    # -- the request ------------------------------------------------------------------------
+    # -- the request (the verbs are in `Verbs`) -------------------------------------------------
     def request(
         self,
         method: str,
