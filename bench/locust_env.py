@@ -20,6 +20,7 @@ VENV = BENCH / ".locust-venv"
 sys.path.insert(0, str(BENCH))
 
 from nginx import pinned  # noqa: E402
+from venvs import ensure_venv  # noqa: E402
 
 
 def locust_bin() -> Path:
@@ -28,15 +29,7 @@ def locust_bin() -> Path:
 
 def ensure_locust(log: Any = print) -> str:
     """Create ``bench/.locust-venv`` and ``pip install locust`` unless it already works; return the version."""
-    if not locust_bin().exists():
-        log(f"  installing Locust into {VENV.relative_to(BENCH.parent)} (once) ...")
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        # keep the venv out of git whatever the repository's .gitignore says
-        (VENV / ".gitignore").write_text("*\n")
-        subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "locust"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if not (VENV / ".gitignore").exists():
-        (VENV / ".gitignore").write_text("*\n")
+    ensure_venv(VENV, "locust", "locust", log)
     out = subprocess.run([str(locust_bin()), "--version"], capture_output=True, text=True, check=True)
     return out.stdout.strip().split(" from ")[0]
 

@@ -119,28 +119,23 @@ class Phases:
 
     def add_setup(self, dns_us: int, connect_us: int, tls_us: int) -> None:
         """A request that opened its connection: DNS (-1: no lookup was made), connect, TLS (-1: http)."""
-        if dns_us >= 0:
-            if self.dns is None:
-                self.dns = Tally()
-            self.dns.add(dns_us)
-        if self.connect is None:
-            self.connect = Tally()
-        self.connect.add(connect_us)
-        if tls_us >= 0:
-            if self.tls is None:
-                self.tls = Tally()
-            self.tls.add(tls_us)
+        for name, value in (("dns", dns_us), ("connect", connect_us), ("tls", tls_us)):
+            if value >= 0:
+                self._tally(name).add(value)
+
+    def _tally(self, name: str) -> Tally:
+        tally: Tally | None = getattr(self, name)
+        if tally is None:
+            tally = Tally()
+            setattr(self, name, tally)
+        return tally
 
     def merge(self, other: Phases) -> None:
         for name in PHASES:
             theirs = getattr(other, name)
             if theirs is None or not theirs.count:
                 continue
-            mine = getattr(self, name)
-            if mine is None:
-                mine = Tally()
-                setattr(self, name, mine)
-            mine.merge(theirs)
+            self._tally(name).merge(theirs)
 
     def items(self) -> list[tuple[str, Tally]]:
         """(phase, tally) for every phase some request paid, in request order."""
