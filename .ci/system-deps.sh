@@ -9,6 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 declare -A NEED=(
   [nginx]=nginx                 # throughput and access-log tests
   [dnsmasq]=dnsmasq-base        # a real DNS server on loopback (no system service)
+  [tinyproxy]=tinyproxy         # a real HTTP proxy (proxies=, CONNECT) on loopback
   [chromium]=chromium           # dashboard and HTML report rendering
   [ps]=procps
   [taskset]=util-linux
@@ -31,3 +32,4 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends $packages >/dev/null
 # Debian may start nginx as a system service on install; the tests run their own instances on loopback.
 (systemctl stop nginx || service nginx stop || nginx -s stop) >/dev/null 2>&1 || true
+(systemctl stop tinyproxy || service tinyproxy stop) >/dev/null 2>&1 || true

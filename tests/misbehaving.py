@@ -226,6 +226,18 @@ def drops_second_request(how: str = "close") -> Handler:
     return handle
 
 
+def closes_after_each_response() -> Handler:
+    """Answers one request per connection as HTTP/1.1 keep-alive (no ``Connection: close``), then closes
+    it at once, as tinyproxy 1.11 does with its clients."""
+
+    def handle(peer: Peer) -> None:
+        seen = peer.read_request()
+        if seen is not None:
+            peer.reply(head_only=seen.method == "HEAD")
+
+    return handle
+
+
 def closes_when_idle(after: float) -> Handler:
     """Closes a keep-alive connection that stays idle for `after` s (uvicorn's 5 s, gunicorn's 2 s)."""
 

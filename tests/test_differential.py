@@ -24,6 +24,7 @@ from misbehaving import (
     RawServer,
     answering,
     canned,
+    closes_after_each_response,
     closes_when_idle,
     drops_second_request,
     keep_alive_header,
@@ -203,6 +204,9 @@ CASES = [
     Case("get-after-keepalive-close", one(lambda: drops_second_request("close")),
          lambda s: [Step("GET", "/first"), Step("GET", "/again")], get_retried_once,
          frozenset({"seen", "outcomes"})),
+    Case("post-right-after-silent-close", one(closes_after_each_response),  # 10 ms: sooner than an idle check
+         lambda s: [Step("GET", "/a"), Step("POST", "/b", {"data": b"x"}, think=0.01),
+                    Step("POST", "/c", {"data": b"y"}, think=0.01)], all_ok_each_once),
     Case("idle-close-then-post", one(lambda: closes_when_idle(0.3)),
          lambda s: [Step("GET", "/a"), Step("POST", "/b", {"data": b"x"}, think=0.6)], all_ok_each_once),
     Case("keep-alive-timeout-then-post", one(lambda: keep_alive_header(1)),
@@ -280,15 +284,19 @@ def test_case(case: Case) -> None:
 
 
 def test_retry_counters() -> None:
+    case = {c.name: c for c in CASES}
     COUNTERS.reset()
-    _run(CASES[2], "loadgen")  # get-after-keepalive-close
+    _run(case["get-after-keepalive-close"], "loadgen")
     assert COUNTERS.retries == 1
     COUNTERS.reset()
-    _run(CASES[0], "loadgen")  # post-after-keepalive-close
+    _run(case["post-after-keepalive-close"], "loadgen")
     assert COUNTERS.retries == 0
     COUNTERS.reset()
-    _run(CASES[3], "loadgen")  # idle-close-then-post
+    _run(case["idle-close-then-post"], "loadgen")
     assert COUNTERS.retries == 0 and COUNTERS.idle_dropped == 1
+    COUNTERS.reset()
+    _run(case["post-right-after-silent-close"], "loadgen")  # both POSTs found their connection closed
+    assert COUNTERS.retries == 0 and COUNTERS.idle_dropped == 2
 
 
 def test_every_divergence_is_documented() -> None:

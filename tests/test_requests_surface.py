@@ -534,8 +534,6 @@ def test_meaningless_arguments_accepted_others_refused() -> None:
                        {"context": {"user": 1}}, {"cookies": {}}, {"files": {}}, {"auth": None}):
             assert s.get("/", **kwargs).ok, kwargs
         refused: list[tuple[dict[str, Any], str]] = [
-            ({"stream": True}, "stream=True is not supported yet"),
-            ({"proxies": {"http": "http://proxy:3128"}}, "proxies= is not supported yet"),
             ({"hooks": {"response": print}}, "hooks= is not supported"),
             ({"auth": requests.auth.HTTPDigestAuth("u", "p")}, "HTTPDigestAuth"),
         ]

@@ -68,3 +68,54 @@ def decode(body: bytes, codings: str) -> bytes:
         except Exception as exc:  # zlib.error, brotli.error, zstd errors: all mean a corrupt body
             raise ContentDecodingError(f"cannot decode {coding} body: {exc}") from None
     return body
+
+
+class _Inflate:
+    """Streaming deflate: the zlib wrapper, or raw deflate when the first bytes say so."""
+
+    __slots__ = ("_obj", "_started")
+
+    def __init__(self) -> None:
+        self._obj = zlib.decompressobj()
+        self._started = False
+
+    def __call__(self, data: bytes) -> bytes:
+        if not self._started and data:
+            self._started = True
+            try:
+                return self._obj.decompress(data)
+            except zlib.error:
+                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
+        return self._obj.decompress(data)
+
+
+def _step_decoder(coding: str) -> Callable[[bytes], bytes] | None:
+    """A function decoding one coding piece by piece, or None for identity and unknown codings."""
+    if coding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
+    if coding == "deflate":
+        return _Inflate()
+    if coding == "br" and _brotli is not None:
+        obj = _brotli.Decompressor()
+        return getattr(obj, "process", None) or obj.decompress  # brotli's, brotlicffi's
+    if coding == "zstd" and _zstd is not None:
+        return _zstd.ZstdDecompressor().decompressobj().decompress
+    return None
+
+
+def stream_decoder(codings: str) -> Callable[[bytes], bytes] | None:
+    """A function decoding a body with the codings of a ``Content-Encoding`` value as it arrives, piece
+    by piece (for ``stream=True``); None if there is nothing to undo. It raises `ContentDecodingError`."""
+    steps = [d for d in (_step_decoder(c.strip().lower()) for c in reversed(codings.split(","))) if d]
+    if not steps:
+        return None
+
+    def decode_piece(data: bytes) -> bytes:
+        try:
+            for step in steps:
+                data = step(data)
+        except Exception as exc:  # zlib.error, brotli.error, zstd errors: all mean a corrupt body
+            raise ContentDecodingError(f"cannot decode {codings} body: {exc}") from None
+        return data
+
+    return decode_piece

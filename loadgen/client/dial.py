@@ -1,8 +1,9 @@
 """Dialing a new connection: DNS (through the cache), TCP connect, and the TLS handshake.
 
-A handshake offers the cached TLS session for the origin and holds one of the process-wide
+Through a proxy (`Origin.proxy`) the connection goes to the proxy, and an https origin gets a CONNECT
+tunnel before its handshake (the tunnel's exchange counts as connect time). A handshake offers the cached TLS session for the origin and holds one of the process-wide
 `HANDSHAKES` slots; every socket that connects is counted as opened, and as closed again if
-the handshake then fails.
+the tunnel or the handshake then fails.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from gevent import socket as gsocket
 from gevent.lock import BoundedSemaphore
 
 from .counters import COUNTERS
-from .errors import ConnectTimeout
+from .errors import ConnectTimeout, ProxyError
+from .proxies import connect_request, tunnel_refusal
 
 if TYPE_CHECKING:
     from gevent import ssl
 
     from .dns import DnsCache
+    from .proxies import Proxy
     from .tls import TLSSessionCache
     from .urls import Origin
 
@@ -47,21 +50,34 @@ def dial(
     TLS session cache key for https (None for http), and how long each step took: (DNS, connect,
     TLS) in microseconds, -1 for a step not paid (an address literal or a cached answer; http)."""
     started = perf_counter()
+    proxy = origin.proxy
+    host, port = (origin.host, origin.port) if proxy is None else (proxy.host, proxy.port)
     if connect_timeout is None:
-        addrs = dns.addresses(origin.host, origin.port)
+        addrs = dns.addresses(host, port)
     else:
         addrs = []
         with gevent.Timeout(connect_timeout, False):
-            addrs = dns.addresses(origin.host, origin.port)
+            addrs = dns.addresses(host, port)
         if not addrs:
-            raise ConnectTimeout(f"DNS lookup of {origin.host} timed out after {connect_timeout} s")
+            raise ConnectTimeout(f"DNS lookup of {host} timed out after {connect_timeout} s")
     resolved = perf_counter()
     dns_us = int((resolved - started) * 1_000_000) if dns.paid else -1
-    sock = _connect(origin, addrs, connect_timeout)
-    connected = perf_counter()
+    try:
+        sock = _connect(host, port, addrs, connect_timeout)
+    except OSError as exc:
+        if proxy is None:
+            raise
+        raise ProxyError(f"cannot connect to proxy {proxy.url}: {type(exc).__name__}: {exc}") from None
     tls_us = -1
     try:
         COUNTERS.opened += 1
+        if proxy is not None and origin.tls:
+            try:
+                open_tunnel(sock, origin, proxy, connect_timeout)
+            except BaseException:
+                COUNTERS.closed += 1
+                raise
+        connected = perf_counter()  # through a proxy: with the CONNECT exchange
         tls_key: TLSKey | None = None
         if origin.tls:
             assert ssl_context is not None
@@ -79,7 +95,7 @@ def dial(
     return sock, tls_key, (dns_us, int((connected - resolved) * 1_000_000), tls_us)
 
 
-def _connect(origin: Origin, addrs: list[str], connect_timeout: float | None) -> gsocket.socket:
+def _connect(host: str, port: int, addrs: list[str], connect_timeout: float | None) -> gsocket.socket:
     """A TCP connection to the first of `addrs` that accepts (each tried with the connect timeout);
     every move to the next address counts as a `connect_fallbacks`. Raises the last failure."""
     last = len(addrs) - 1
@@ -89,13 +105,13 @@ def _connect(origin: Origin, addrs: list[str], connect_timeout: float | None) ->
         try:
             sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
             sock.settimeout(connect_timeout)
-            sock.connect((addr, origin.port))
+            sock.connect((addr, port))
             return sock
         except TimeoutError:
             sock.close()
             if n == last:
                 raise ConnectTimeout(
-                    f"connect to {origin.host_header} ({addr}) timed out after {connect_timeout} s"
+                    f"connect to {host}:{port} ({addr}) timed out after {connect_timeout} s"
                 ) from None
         except OSError:
             sock.close()
@@ -105,7 +121,30 @@ def _connect(origin: Origin, addrs: list[str], connect_timeout: float | None) ->
             sock.close()
             raise
         COUNTERS.connect_fallbacks += 1
-    raise ConnectionError(f"no address to connect to for {origin.host}")  # pragma: no cover - never empty
+    raise ConnectionError(f"no address to connect to for {host}")  # pragma: no cover - never empty
+
+
+def open_tunnel(sock: gsocket.socket, origin: Origin, proxy: Proxy, connect_timeout: float | None) -> None:
+    """Ask `proxy` (connected on `sock`) for a tunnel to `origin`, within the connect timeout."""
+    sock.settimeout(connect_timeout)
+    try:
+        sock.sendall(connect_request(origin.host, origin.port, proxy))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(4096)
+            if not data:
+                raise ProxyError(f"proxy {proxy.url} closed the connection before answering CONNECT")
+            head += data
+            if len(head) > 65536:
+                raise ProxyError(f"proxy {proxy.url} sent a CONNECT answer head larger than 64 KiB")
+    except TimeoutError:
+        raise ConnectTimeout(f"proxy {proxy.url} did not open a tunnel to {origin.host_header} within "
+                             f"{connect_timeout} s") from None
+    refusal = tunnel_refusal(head)
+    if refusal is not None:
+        raise ProxyError(f"{refusal} (CONNECT {origin.host_header} via {proxy.url})")
+    if not head.endswith(b"\r\n\r\n"):
+        raise ProxyError(f"proxy {proxy.url} sent bytes after its CONNECT answer")
 
 
 def _handshake(

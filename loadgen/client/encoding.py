@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 BODYLESS_METHODS = frozenset(("GET", "HEAD"))
 """Methods sent without a Content-Length when they have no body; every other one says
 ``Content-Length: 0`` (as requests does)."""
+IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"))
+"""Methods that may be sent again after the server may have read them (RFC 9110 section 9.2.2)."""
 
 
 def headers_key(headers: Mapping[str, Any] | None) -> Any:
@@ -122,8 +124,12 @@ def encode_head(
     the field); `cookie` is appended to any Cookie field, `ctype` is the Content-Type unless one
     was given, and without `keep_alive` the request says ``Connection: close``. Without `final` the
     caller frames the body, so a Content-Length or Transfer-Encoding given in the headers is left out;
-    `drop` names fields (lower case) left out whoever gave them."""
+    `drop` names fields (lower case) left out whoever gave them. Through a proxy (`Origin.proxy`), a
+    plain http request names its absolute URL and carries the proxy's credentials."""
     target = request_target(target)
+    proxy = origin.proxy
+    if proxy is not None and not origin.tls:  # to a proxy: the absolute URL (an https one tunnels instead)
+        target = origin.prefix + target
     method = method.upper()
     fields: dict[str, tuple[str, str]] = {
         "host": ("Host", origin.host_header),
@@ -142,6 +148,8 @@ def encode_head(
                 fields[k.lower()] = (k, v)
     for name in drop:
         fields.pop(name, None)
+    if proxy is not None and proxy.authorization and not origin.tls and "proxy-authorization" not in fields:
+        fields["proxy-authorization"] = ("Proxy-Authorization", proxy.authorization)
     if not final:
         fields.pop("content-length", None)
         fields.pop("transfer-encoding", None)

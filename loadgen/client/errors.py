@@ -26,6 +26,10 @@ class ConnectionClosed(ConnectionError):
     """The server closed the connection before the response was complete."""
 
 
+class ProxyError(ConnectionError):
+    """The proxy could not be reached, or refused to open a tunnel (CONNECT) to the target."""
+
+
 class StaleConnection(ConnectionError):
     """A reused keep-alive connection failed before any response byte arrived.
 

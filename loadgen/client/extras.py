@@ -18,6 +18,7 @@ from .cookies import CookieJar, jar_of
 from .encoding import BODYLESS_METHODS, encode_data, headers_key, request_target, with_query
 from .multipart import encode_multipart
 from .prepared import PreparedRequest, RequestHeaders
+from .proxies import proxy_for
 from .tls import request_tls
 from .urls import Origin, tls_key
 
@@ -35,14 +36,15 @@ class RequestExtras(TypedDict, total=False):
     cookies: Any  # {name: value} or a http.cookiejar.CookieJar, for this request only
     verify: Any  # True, False, or a CA bundle path
     cert: Any  # a path, or (certificate, key)
-    stream: bool | None  # False only (True: not yet)
-    proxies: Mapping[str, str] | None  # empty only (not yet)
+    stream: bool | None  # True: return at the response head, read the body as it is iterated
+    proxies: Mapping[str, str] | None  # {"http": url, "https": url, "all": url, "no_proxy": hosts}
     hooks: Mapping[str, Any] | None  # empty only
     context: Any  # Locust's: accepted and ignored
 
 
 KNOWN = frozenset(RequestExtras.__annotations__)
 _TLS_ORIGINS: dict[tuple[Any, ...], Origin] = {}  # (origin key, TLS key) -> the origin with those settings
+_PROXIED: dict[tuple[Any, ...], Origin] = {}  # (origin key, proxy key) -> the origin through that proxy
 
 
 def check_extras(extras: Mapping[str, Any]) -> None:
@@ -50,11 +52,6 @@ def check_extras(extras: Mapping[str, Any]) -> None:
     if not KNOWN.issuperset(extras):
         unknown = extras.keys() - KNOWN
         raise TypeError(f"request() got an unexpected keyword argument {min(unknown)!r}")
-    if extras.get("stream"):
-        raise NotImplementedError("stream=True is not supported yet: leave it out (the body is read whole, "
-                                  "up to max_body)")
-    if extras.get("proxies"):
-        raise NotImplementedError("proxies= is not supported yet: send the requests to the target directly")
     if extras.get("hooks"):
         raise NotImplementedError("hooks= is not supported: use the response the call returns "
                                   "(catch_response=True to decide success or failure)")
@@ -73,14 +70,29 @@ def _with_tls(origin: Origin, tls: ClientSettings | None) -> Origin:
     return found
 
 
+def with_proxy(origin: Origin, proxies: Mapping[str, Any] | None) -> Origin:
+    """`origin` reached through the proxy `proxies` choose for it (itself if none)."""
+    proxy = proxy_for(origin.scheme, origin.host, origin.port, proxies)
+    if proxy is None:
+        return origin
+    key = (origin.key, proxy.key)
+    found = _PROXIED.get(key)
+    if found is None:
+        if len(_PROXIED) >= 1024:
+            _PROXIED.clear()
+        found = _PROXIED[key] = Origin(origin.scheme, origin.host, origin.port, origin.tls_settings, proxy)
+    return found
+
+
 class Prepared:
     """A request prepared here: what it sends first, and how its redirect hops are encoded and resolved."""
 
-    __slots__ = ("session", "origin", "target", "wire", "body", "ctype", "headers", "cookies", "tls")
+    __slots__ = ("session", "origin", "target", "wire", "body", "ctype", "headers", "cookies", "tls", "stream",
+                 "proxies")
 
     def __init__(self, session: RequestsSurface, origin: Origin, target: str, wire: bytes, body: bytes | None,
                  ctype: str | None, headers: Mapping[str, Any] | None, cookies: Any,
-                 tls: ClientSettings | None) -> None:
+                 tls: ClientSettings | None, stream: bool = False, proxies: Mapping[str, Any] | None = None) -> None:
         self.session = session
         self.origin = origin
         self.target = target
@@ -90,6 +102,8 @@ class Prepared:
         self.headers = headers
         self.cookies = cookies
         self.tls = tls
+        self.stream = stream
+        self.proxies = proxies
 
     def encode_head(self, method: str, target: str, origin: Origin, headers: Mapping[str, Any] | None,
                     ctype: str | None, *, drop: frozenset[str] = frozenset()) -> bytes:
@@ -100,14 +114,15 @@ class Prepared:
 
     def resolve(self, url: str) -> tuple[Origin, str]:
         origin, target = self.session._resolve(url)
-        return _with_tls(origin, self.tls), target
+        return with_proxy(_with_tls(origin, self.tls), self.proxies), target
 
 
 class RequestsSurface:
     """Mixin of `HttpSession`: requests' arguments beyond the hot path, and the session's auth and TLS."""
 
-    __slots__ = ("_fast", "_auth", "_base_auth", "_tls", "_tls_args")
-    _fast: bool  # a base URL, and no auth or URL credentials of the session: relative paths take the hot path
+    __slots__ = ("_fast", "_auth", "_base_auth", "_tls", "_tls_args", "_proxies")
+    _fast: bool  # a base URL, no auth, URL credentials or proxies of the session: relative paths take the hot path
+    _proxies: dict[str, str] | None  # the session's (None: none)
     _auth: Any
     _base_auth: tuple[str, str] | None
     _tls: ClientSettings | None  # the session's own TLS settings (verify, cert), None: the factory's
@@ -139,7 +154,23 @@ class RequestsSurface:
     @auth.setter
     def auth(self, value: Any) -> None:
         self._auth = value
-        self._fast = self._has_base and value is None and self._base_auth is None
+        self._set_fast()
+
+    @property
+    def proxies(self) -> dict[str, str]:
+        """Default ``proxies=`` of every request, as requests.Session's: ``{"http": url, "https": url}``
+        (also ``"all"``, ``"scheme://host"`` and ``"no_proxy"``); changes to the dict count."""
+        if self._proxies is None:
+            self._proxies = _Proxies(self)
+        return self._proxies
+
+    @proxies.setter
+    def proxies(self, value: Mapping[str, str] | None) -> None:
+        self._proxies = _Proxies(self, value or {})
+        self._set_fast()
+
+    def _set_fast(self) -> None:
+        self._fast = self._has_base and self._auth is None and self._base_auth is None and not self._proxies
 
     @property
     def verify(self) -> Any:
@@ -210,6 +241,11 @@ class RequestsSurface:
             if request.url != origin.prefix + request_target(target):
                 origin, target = self._resolve(request.url)
                 origin = _with_tls(origin, tls)
+        proxies: Mapping[str, Any] | None = self._proxies or None  # the request's over the session's
+        if get("proxies"):
+            proxies = {**(proxies or {}), **get("proxies")}  # type: ignore[dict-item]
+        if proxies:
+            origin = with_proxy(origin, proxies)
         cookies = get("cookies") or None
         jar = jar_of(cookies, self._cookies) if cookies else None
         final = body is None and method in BODYLESS_METHODS
@@ -226,7 +262,7 @@ class RequestsSurface:
             wire = pre + b"Content-Length: 0\r\n\r\n"
         else:
             wire = b"%sContent-Length: %d\r\n\r\n%s" % (pre, len(body), body)
-        return Prepared(self, origin, target, wire, body, ctype, headers, cookies, tls)
+        return Prepared(self, origin, target, wire, body, ctype, headers, cookies, tls, bool(get("stream")), proxies)
 
     def _view(self, method: str, origin: Origin, target: str, headers: Mapping[str, Any] | None,
               ctype: str | None, body: bytes | None) -> PreparedRequest:
@@ -241,6 +277,42 @@ class RequestsSurface:
         if ctype is not None and "content-type" not in view:
             view["Content-Type"] = ctype
         return PreparedRequest(method, origin.prefix + request_target(target), view, body)
+
+
+class _Proxies(dict[str, str]):
+    """The session's proxies: a dict that tells the session when it changes (hot path or not)."""
+
+    def __init__(self, session: RequestsSurface, value: Mapping[str, str] | None = None) -> None:
+        super().__init__(value or {})
+        self._session = session
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        self._session._set_fast()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._session._set_fast()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._session._set_fast()
+
+    def clear(self) -> None:
+        super().clear()
+        self._session._set_fast()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        try:
+            return super().pop(key, *default)
+        finally:
+            self._session._set_fast()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        try:
+            return super().setdefault(key, default)
+        finally:
+            self._session._set_fast()
 
 
 def _after_auth(request: Any, given: set[str], ctype: str | None) -> tuple[dict[str, Any], str | None]:

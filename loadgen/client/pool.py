@@ -34,6 +34,20 @@ def reusable(conn: Connection, now: float, idle_timeout: float) -> bool:
         return False
     return True
 
+def acquire_live(pool: ConnectionPool, origin: Origin, now: float, connect_timeout: float | None,
+                 read_timeout: float | None) -> Connection:
+    """`pool.acquire`, for a request that must not meet a closed connection (a POST is never sent twice):
+    a reused connection is checked (one poll) however recently it was used, and one the server already
+    closed is dropped (counted as `idle_dropped`) for the next. Bounded: a pool holds few idle ones."""
+    for _ in range(64):
+        conn = pool.acquire(origin, now, connect_timeout, read_timeout)
+        if not conn.requests or not conn.is_dropped():
+            return conn
+        COUNTERS.idle_dropped += 1
+        pool.discard(conn)
+    return pool.acquire(origin, now, connect_timeout, read_timeout)
+
+
 Opener = Callable[[Origin, "float | None", "float | None"], Connection]
 
 

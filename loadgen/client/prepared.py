@@ -10,8 +10,13 @@ from typing import Any, NoReturn
 
 
 def sent_target(wire: bytes) -> str:
-    """The request target of the request in `wire` (its request line's second word)."""
-    return wire[: wire.find(b"\r\n")].split(b" ", 2)[1].decode("latin-1")
+    """The request target of the request in `wire` (its request line's second word), in origin form
+    (a request to a proxy names the absolute URL: its path and query)."""
+    target = wire[: wire.find(b"\r\n")].split(b" ", 2)[1].decode("latin-1")
+    if target[:1] != "/" and "://" in target:
+        slash = target.find("/", target.find("://") + 3)
+        return target[slash:] if slash >= 0 else "/"
+    return target
 
 
 class RequestHeaders(MutableMapping[str, str]):

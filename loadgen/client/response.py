@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .chunks import as_text, resized, split_lines
 from .codings import decode
 from .cookies import CookieJar
 from .errors import ContentDecodingError
@@ -210,6 +211,26 @@ class Response:
 
     def json(self, **kwargs: Any) -> Any:
         return _json.loads(self.content, **kwargs)
+
+    def iter_content(self, chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
+        """The body in pieces of at most `chunk_size` bytes (None: as they arrived), as str with
+        `decode_unicode`; with ``stream=True`` they are read from the network as you iterate."""
+        pieces = resized(self._pieces(), chunk_size)
+        return as_text(pieces, self.encoding) if decode_unicode else pieces
+
+    def iter_lines(self, chunk_size: int | None = 512, decode_unicode: bool = False,
+                   delimiter: Any = None) -> Iterator[Any]:
+        """The body's lines without their line ends (blank lines kept, as server-sent events need);
+        split at `delimiter` if given. With ``stream=True`` each line comes as soon as it has arrived."""
+        return split_lines(self.iter_content(chunk_size, decode_unicode), delimiter)
+
+    def _pieces(self) -> Iterator[bytes]:
+        content = self.content
+        if content:
+            yield content
+
+    def close(self) -> None:
+        """Release the connection (a no-op: the body was read whole; see ``stream=True``)."""
 
     @property
     def elapsed(self) -> datetime.timedelta:

@@ -19,15 +19,17 @@ from geventhttpclient._parser import HTTPParseError
 from .auth import url_credentials
 from .cookies import INF, CookieJar, ExpiringHeads, jar_of
 from .counters import COUNTERS
-from .encoding import BODYLESS_METHODS, encode_data, encode_head, headers_key, with_query
+from .encoding import BODYLESS_METHODS, IDEMPOTENT, encode_data, encode_head, headers_key, with_query
 from .errors import ConnectionClosed, ProtocolError, StaleConnection, describe_failure, not_resent
 from .extras import Prepared, RequestsSurface
 from .headers import SessionHeaders
 from .http11 import ENCODED, SETS_COOKIES, TRUNCATED, status_error
+from .pool import acquire_live
 from .prepared import sent_target
 from .redirects import REDIRECTS, follow
 from .response import Response
 from .settings import timeouts
+from .streaming import stream_request
 from .urls import Origin, base_origin
 from .verbs import USE_SETTINGS, Verbs
 
@@ -42,8 +44,6 @@ if TYPE_CHECKING:
 _DEFAULT: Any = USE_SETTINGS  # "use the settings' timeouts"
 _UPPER = {m: m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}  # upper() costs a new str
 _UPPER.update((m.lower(), m) for m in list(_UPPER))
-IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"))
-"""Methods that may be sent again after the server may have read them (RFC 9110 section 9.2.2)."""
 _TRANSPORT_ERRORS = (OSError, ProtocolError, HTTPParseError)
 _HEAD_CACHE_MAX = 512  # encoded heads cached per session with headers or cookies of its own
 _SHARED_HEAD_CACHE_MAX = 4096  # per (base origin, keep-alive) for all other sessions of a factory
@@ -78,6 +78,7 @@ class HttpSession(Verbs, RequestsSurface):
         self._auth: Any = None
         self._base_auth = url_credentials(self.base_url)  # http://user:pass@host: Basic for relative paths
         self._fast = self._has_base and self._base_auth is None
+        self._proxies: dict[str, str] | None = None
         self._tls: ClientSettings | None = None
         self._tls_args: tuple[Any, Any] = (None, None)
         self._keep_alive = keep_alive
@@ -202,8 +203,11 @@ class HttpSession(Verbs, RequestsSurface):
         if path[:1] == "/" and self._fast and not extras:
             origin = self._origin
             target = self._base_path + path
-        elif extras or self._auth is not None or self._base_auth is not None or "@" in path:
+        elif extras or not self._fast and (self._auth is not None or self._base_auth is not None or self._proxies
+                                            or "@" in path):
             prep = self._prepare(method, path, headers, params, json, data, extras)
+            if prep.stream:
+                return stream_request(self, method, path, name, prep, ct, rt, catch_response, allow_redirects)
             origin, target, body, ctype, headers = prep.origin, prep.target, prep.body, prep.ctype, prep.headers
         else:
             origin, target = self._resolve(path)
@@ -283,7 +287,10 @@ class HttpSession(Verbs, RequestsSurface):
         pool = self._pool
         head_only = method == "HEAD"
         for attempt in (0, 1):
-            conn = pool.acquire(origin, t0, ct, rt)
+            if method in IDEMPOTENT:
+                conn = pool.acquire(origin, t0, ct, rt)
+            else:  # checked even if used a moment ago: a server may close right after its response
+                conn = acquire_live(pool, origin, t0, ct, rt)
             try:
                 if conn.read_timeout != rt:
                     conn.set_read_timeout(rt)

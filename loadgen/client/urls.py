@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from .proxies import Proxy
     from .settings import ClientSettings
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -19,13 +20,14 @@ def tls_key(settings: ClientSettings) -> tuple[Any, ...]:
 class Origin:
     """scheme://host:port, with the bytes and keys the hot path needs precomputed.
 
-    An https origin may carry TLS settings of its own (a request's ``verify=``/``cert=``); its `key`
-    then names them too, so its pooled connections serve no request with another configuration."""
+    An https origin may carry TLS settings of its own (a request's ``verify=``/``cert=``), and any origin
+    a `Proxy` it is reached through (``proxies=``); its `key` then names them too, so its pooled
+    connections serve no request with another configuration or route."""
 
-    __slots__ = ("scheme", "host", "port", "tls", "host_header", "prefix", "key", "tls_settings")
+    __slots__ = ("scheme", "host", "port", "tls", "host_header", "prefix", "key", "tls_settings", "proxy")
 
     def __init__(self, scheme: str, host: str, port: int | None = None,
-                 tls_settings: ClientSettings | None = None) -> None:
+                 tls_settings: ClientSettings | None = None, proxy: Proxy | None = None) -> None:
         scheme = scheme.lower()
         if scheme not in DEFAULT_PORTS:
             raise ValueError(f"unsupported URL scheme {scheme!r} (http or https)")
@@ -42,6 +44,9 @@ class Origin:
         self.key: tuple[Any, ...] = (scheme, self.host, self.port)
         if self.tls_settings is not None:
             self.key = (scheme, self.host, self.port, tls_key(self.tls_settings))
+        self.proxy = proxy
+        if proxy is not None:
+            self.key = (*self.key, proxy.key)
 
     def __repr__(self) -> str:
         return f"Origin({self.prefix})"
