@@ -9,8 +9,9 @@ fields) goes to geventhttpclient's llhttp parser, fed with the bytes already rea
 from __future__ import annotations
 
 from http.client import HTTPException
+from ssl import SSLEOFError, SSLWantReadError, SSLWantWriteError
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .counters import COUNTERS
 from .dial import TLSKey, dial
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from .tls import TLSSessionCache
 
 RECV_SIZE = 65536
+_WOULD_BLOCK = (SSLWantReadError, SSLWantWriteError)
 MAX_HEAD = 65536
 MAX_INTERIM = 100  # 1xx responses skipped before the final one
 KEEP_ALIVE_MARGIN = 0.5  # reuse a connection only this long (at most half) before the server's Keep-Alive timeout
@@ -53,7 +55,8 @@ class Connection:
 
     __slots__ = (
         "sock", "origin", "requests", "last_used", "read_timeout", "deadline", "timed_out",
-        "tls_key", "tls_cache", "registry", "watchdog", "idle_limit", "setup", "sent_at", "first_byte",
+        "tls_key", "tls_cache", "registry", "watchdog", "idle_limit", "setup", "sent_at", "first_byte", "tls",
+        "raw",
     )
 
     def __init__(self, sock: gsocket.socket, origin: Origin, watchdog: ReadDeadlines | None = None) -> None:
@@ -72,6 +75,8 @@ class Connection:
         self.setup: tuple[int, int, int] | None = None  # (DNS, connect, TLS) µs of opening it, -1: not paid
         self.sent_at = 0.0  # perf_counter() when the current request was sent
         self.first_byte = 0.0  # ... and when the first byte of its response arrived
+        self.tls: Any = getattr(sock, "_sslobj", None)  # https: the OpenSSL object, read and written directly
+        self.raw: Any = None if self.tls is not None else sock._sock  # http: the OS socket gevent wraps
 
     @classmethod
     def open(
@@ -170,18 +175,39 @@ class Connection:
         if rt is not None:
             self.deadline = start + rt
             inflight.add(self)
+        tls = self.tls
         try:
             try:
-                sent = sock.send(data)  # one syscall; gevent's sendall adds a getsockopt per call
+                if tls is None:
+                    sent = sock.send(data)  # one syscall; gevent's sendall adds a getsockopt per call
+                else:
+                    try:
+                        sent = tls.write(data)  # OpenSSL directly: no gevent wrapper unless it would block
+                    except _WOULD_BLOCK:
+                        sent = sock.send(data)  # gevent waits and retries
             except (OSError, ValueError) as exc:  # ValueError: gevent's SSL socket closed under us
                 self._failed(exc, True)
                 raise
             try:
                 if sent < len(data):
                     self._send_rest(memoryview(data)[sent:])
-                buf = sock.recv(RECV_SIZE)
+                if tls is None:  # wait until readable, then recv: no BlockingIOError raised and caught
+                    sock._wait(sock._read_event)
+                    try:
+                        buf = self.raw.recv(RECV_SIZE)
+                    except BlockingIOError:  # woken without data after all: gevent's loop
+                        buf = sock.recv(RECV_SIZE)
+                else:  # wait until readable, then read: no SSLWantReadError raised and caught per request
+                    if not tls.pending():
+                        sock._wait(sock._read_event)
+                    try:
+                        buf = tls.read(RECV_SIZE)
+                    except _WOULD_BLOCK:  # a partial record: gevent waits and retries
+                        buf = sock.recv(RECV_SIZE)
+                    except SSLEOFError:  # closed without close_notify: EOF, as gevent's suppress_ragged_eofs
+                        buf = b""
                 self.first_byte = perf_counter()
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, AttributeError) as exc:  # AttributeError: closed while we sent
                 self._failed(exc, False)
                 raise
             if not buf:
