@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gevent
@@ -148,6 +149,63 @@ def test_refused_first_address_falls_back_to_the_next(dual_stack_dns: tuple[str,
         assert [r.error for r in responses] == [None] * 3
         assert [s.target for s in server.seen] == ["/0", "/1", "/2"]
         assert COUNTERS.connect_fallbacks == 3 and COUNTERS.opened == 3 and COUNTERS.dns_lookups == 1
+
+
+@contextmanager
+def blackhole(host: str, port: int) -> Iterator[None]:
+    """A listener on host:port whose accept queue is full: a connect to it gets no answer at all (its SYNs
+    are dropped), as with a blackholed route or a silent firewall."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.bind((host, port))
+    listener.listen(0)
+    filler = socket.create_connection((host, port))  # the one place in the queue
+    try:
+        yield
+    finally:
+        filler.close()
+        listener.close()
+
+
+def test_a_silent_first_address_costs_250_ms_not_the_connect_timeout(dual_stack_dns: tuple[str, int],
+                                                                       recorder: FakeRecorder) -> None:
+    """Happy Eyeballs: 127.0.0.1 drops every SYN, ::1 answers; each new connection starts ::1 after 250 ms."""
+    host, dns_port = dual_stack_dns
+    port = free_v6_port_with_v4_closed()
+    with blackhole("127.0.0.1", port), serving(answering(), host="::1", port=port) as server:
+        COUNTERS.reset()
+        factory = ClientFactory(ClientSettings(dns_server=f"{host}:{dns_port}", dns_select="first",
+                                               connect_timeout=5.0), recorder)
+        try:
+            session = factory.session(f"http://dual.test:{port}", keep_alive=False)
+            took = []
+            for i in range(3):
+                t0 = time.perf_counter()
+                took.append((session.get(f"/{i}").error, time.perf_counter() - t0))
+        finally:
+            factory.close_all()
+    assert [error for error, _ in took] == [None] * 3
+    assert all(0.2 < seconds < 2.0 for _, seconds in took), took  # sequential tries would wait 5 s each
+    assert [s.target for s in server.seen] == ["/0", "/1", "/2"]
+    assert COUNTERS.connect_fallbacks == 3 and COUNTERS.opened == 3 and COUNTERS.closed == 3
+    connects = [setup[1] for _, _, setup in recorder.phases if setup is not None]
+    assert len(connects) == 3 and all(connects) and min(connects) > 200_000  # the 250 ms are connect time
+
+
+def test_every_address_silent_is_one_connect_timeout(dual_stack_dns: tuple[str, int], recorder: FakeRecorder) -> None:
+    host, dns_port = dual_stack_dns
+    port = free_v6_port_with_v4_closed()
+    with blackhole("127.0.0.1", port), blackhole("::1", port):
+        factory = ClientFactory(ClientSettings(dns_server=f"{host}:{dns_port}", connect_timeout=1.0), recorder)
+        try:
+            t0 = time.perf_counter()
+            r = factory.session(f"http://dual.test:{port}").get("/")
+            took = time.perf_counter() - t0
+        finally:
+            factory.close_all()
+    assert r.error is not None and r.error.startswith("ConnectTimeout: connect to dual.test"), r.error
+    assert 0.9 < took < 1.8  # the connect timeout bounds the whole race, not each address
 
 
 def test_every_address_refusing_is_one_failure(dual_stack_dns: tuple[str, int], recorder: FakeRecorder) -> None:

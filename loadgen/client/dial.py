@@ -8,7 +8,6 @@ the tunnel or the handshake then fails.
 
 from __future__ import annotations
 
-import socket as _stdsocket
 from time import perf_counter
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from gevent.lock import BoundedSemaphore
 
 from .counters import COUNTERS
 from .errors import ConnectTimeout, ProxyError
+from .eyeballs import open_socket, race
 from .proxies import connect_request, tunnel_refusal
 
 if TYPE_CHECKING:
@@ -96,32 +96,13 @@ def dial(
 
 
 def _connect(host: str, port: int, addrs: list[str], connect_timeout: float | None) -> gsocket.socket:
-    """A TCP connection to the first of `addrs` that accepts (each tried with the connect timeout);
-    every move to the next address counts as a `connect_fallbacks`. Raises the last failure."""
-    last = len(addrs) - 1
-    for n, addr in enumerate(addrs):
-        family = _stdsocket.AF_INET6 if ":" in addr else _stdsocket.AF_INET
-        sock = gsocket.socket(family, _stdsocket.SOCK_STREAM)
-        try:
-            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
-            sock.settimeout(connect_timeout)
-            sock.connect((addr, port))
-            return sock
-        except TimeoutError:
-            sock.close()
-            if n == last:
-                raise ConnectTimeout(
-                    f"connect to {host}:{port} ({addr}) timed out after {connect_timeout} s"
-                ) from None
-        except OSError:
-            sock.close()
-            if n == last:
-                raise
-        except BaseException:
-            sock.close()
-            raise
-        COUNTERS.connect_fallbacks += 1
-    raise ConnectionError(f"no address to connect to for {host}")  # pragma: no cover - never empty
+    """A TCP connection to `addrs` (one: directly; several: Happy Eyeballs, `eyeballs.race`)."""
+    if len(addrs) > 1:
+        return race(host, port, addrs, connect_timeout)
+    try:
+        return open_socket(addrs[0], port, connect_timeout)
+    except TimeoutError:
+        raise ConnectTimeout(f"connect to {host}:{port} ({addrs[0]}) timed out after {connect_timeout} s") from None
 
 
 def open_tunnel(sock: gsocket.socket, origin: Origin, proxy: Proxy, connect_timeout: float | None) -> None:
