@@ -159,6 +159,72 @@ def test_targets_are_absolute_balanced_per_class_and_follow_losses(zctx: zmq.Con
     assert "fake-2" in kinds["worker"] and "lost" in kinds["worker"]
 
 
+
+def test_a_staged_ramp_over_three_workers_only_adds_users_then_only_removes(zctx: zmq.Context, fleet: Fleet,
+                                                                             tmp_path: Path) -> None:
+    """Real master, fake workers: while ``--stages`` re-targets every 0.2 s, no worker is ever told to run fewer
+    users of a class on the way up, or more on the way down (each would stop a user and start it elsewhere)."""
+    port = free_port()
+    script = tmp_path / "classes.py"
+    script.write_text(write_script(tmp_path).read_text() + "\n\nclass Admin(HttpUser):\n    weight = 2\n"
+                      "    wait_time = constant(1)\n\n    @task\n    def admin(self):\n        pass\n")
+    master = fleet.master(script, "http://127.0.0.1:9", "--stages", "3s:41,3s:0", "-t", "7s", port=port, expect=3)
+    fakes = [FakeWorker(zctx, port, f"fake-{i}").start() for i in range(3)]
+    try:
+        assert master.wait(40) == 0, master.stderr()
+    finally:
+        for fake in fakes:
+            fake.close()
+    for fake in fakes:
+        totals = [sum(t.counts.values()) for t in fake.targets]
+        peak = totals.index(max(totals))
+        assert max(totals) >= 13 and len(totals) > 10, totals  # it did ramp, in many steps
+        for before, after in zip(fake.targets, fake.targets[1:], strict=False):
+            up = sum(after.counts.values()) >= sum(before.counts.values())
+            for cls in before.counts:
+                change = after.counts[cls] - before.counts[cls]
+                assert (change >= 0) if up else (change <= 0), (fake.identity, cls, before.counts, after.counts)
+        assert totals[peak:] == sorted(totals[peak:], reverse=True)
+
+
+
+SLOW_IMPORT = """\
+import time
+
+_until = time.perf_counter() + 4.0
+while time.perf_counter() < _until:  # a slow import: pandas on a cold volume, data loaded at import
+    sum(range(1000))
+
+from loadgen import HttpUser, constant, task
+
+
+class Slow(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def home(self):
+        self.client.get("/")
+"""
+
+
+def test_a_script_that_takes_4_s_to_import_does_not_get_its_worker_lost(fleet: Fleet, url: str,
+                                                                       tmp_path: Path) -> None:
+    """The import runs beside the worker's loop: heartbeats keep flowing, so a master with a 2 s heartbeat
+    timeout waits for it, and the test runs."""
+    port = free_port()
+    script = tmp_path / "slow_import.py"
+    script.write_text(SLOW_IMPORT)
+    reset_target(url)
+    master = fleet.master(script, url, "-u", "2", "-r", "10", "-t", "3s", "--heartbeat-timeout", "2", port=port)
+    worker = fleet.worker(port)
+    assert master.wait(60) == 0, master.stderr()
+    assert worker.wait(15) == 0, worker.stderr()
+    assert "lost" not in master.stderr(), master.stderr()
+    report = fleet.report()
+    assert not [w for w in report["warnings"] if w["kind"] == "worker"], report["warnings"]
+    assert report["totals"]["requests"] > 0 and target_stats(url)["by_path"]["/"] == report["totals"]["requests"]
+
+
 # ---- failures ----------------------------------------------------------------------------------------------
 def test_killed_worker_is_lost_within_four_seconds_and_its_users_move(fleet: Fleet, url: str,
                                                                        tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from loadgen.app.config import load_config
-from loadgen.model.dispatch import assign, class_counts, split_by_weight, split_rate
+from loadgen.model.dispatch import assign, class_counts, monotone_split, split_by_weight, split_rate
 from loadgen.model.durations import parse_duration
 from loadgen.model.errors import UsageError
 from loadgen.model.stages import parse_stages, stage_target
@@ -32,7 +32,72 @@ def test_assign_balances_each_class_and_each_worker(workers: list[str], counts: 
         per = [result[w][cls] for w in workers]
         assert sum(per) == n and max(per) - min(per) <= 1
     totals = [sum(result[w].values()) for w in workers]
-    assert max(totals) - min(totals) <= 1
+    assert max(totals) - min(totals) <= 1  # from scratch: every worker's total within one
+
+
+@given(st.integers(1, 40), st.dictionaries(st.sampled_from("ABCDE"), st.integers(1, 5), min_size=1),
+       st.lists(st.integers(0, 60), min_size=1, max_size=25))
+def test_a_ramp_only_adds_users_and_a_ramp_down_only_removes(workers: int, weights: dict[str, int],
+                                                             steps: list[int]) -> None:
+    names = [f"w{i}" for i in range(workers)]
+    total, current = 0, None
+    for step in steps + [-s for s in steps]:  # up, then down the same way
+        total = max(0, total + step)
+        new = assign(names, class_counts(total, weights), current)
+        for cls, n in class_counts(total, weights).items():
+            per = [new[w][cls] for w in names]
+            assert sum(per) == n and max(per) - min(per) <= 1
+        if current is not None:
+            moves = [(new[w][c] - current[w][c]) * (1 if step >= 0 else -1) for w in names for c in weights]
+            assert min(moves) >= 0, "a user was stopped on a ramp up (or started on a ramp down)"
+        totals = [sum(new[w].values()) for w in names]
+        assert max(totals) - min(totals) <= len(weights)  # per class within one: totals within the classes
+        current = new
+
+
+def test_the_issue_ramp_restarts_nobody() -> None:
+    """0 to 5,000 users over 200 workers and 2 classes, re-targeted in steps of 10 (the stages' 0.2 s at -r 50):
+    the old rotation stopped and restarted 2,375 users on the way up; now none."""
+    names = [f"w{i}" for i in range(200)]
+    weights = {"Browse": 1, "Buy": 1}
+    current: dict[str, dict[str, int]] | None = None
+    stopped = 0
+    for total in range(0, 5001, 10):
+        new = assign(names, class_counts(total, weights), current)
+        if current is not None:
+            stopped += sum(max(0, current[w][c] - new[w][c]) for w in names for c in weights)
+        current = new
+    assert stopped == 0
+
+
+def test_a_joiner_takes_users_from_the_others_and_nothing_else_moves() -> None:
+    before = assign(["a", "b"], {"X": 10, "Y": 3})
+    after = assign(["a", "b", "c"], {"X": 10, "Y": 3}, before)
+    for w in ("a", "b"):
+        assert all(after[w][c] <= before[w][c] for c in ("X", "Y"))  # they only give users up
+    assert sum(after["c"].values()) == 13 - sum(sum(after[w].values()) for w in ("a", "b"))
+    assert sorted(sum(row.values()) for row in after.values()) == [4, 4, 5]  # and the totals are even again
+    back = assign(["a", "b"], {"X": 10, "Y": 3}, {w: after[w] for w in ("a", "b")})  # c leaves
+    assert sorted(sum(row.values()) for row in back.values()) == [6, 7]
+    assert all(back[w][c] >= after[w][c] for w in ("a", "b") for c in ("X", "Y"))  # they only take users on
+
+
+@given(st.integers(0, 3000), st.dictionaries(st.sampled_from("ABCDEFG"), st.integers(1, 20), min_size=1))
+def test_class_split_is_proportional_and_one_more_user_never_moves_one(total: int, weights: dict[str, int]) -> None:
+    counts, more = monotone_split(total, weights), monotone_split(total + 1, weights)
+    assert sum(counts.values()) == total and sum(more.values()) == total + 1
+    assert all(more[k] >= counts[k] for k in weights)  # no Alabama paradox: a ramp never swaps classes
+    weight_sum = sum(weights.values())
+    assert all(abs(counts[k] - total * w / weight_sum) < 2 for k, w in weights.items())
+
+
+def test_the_largest_remainder_would_swap_classes_on_a_ramp() -> None:
+    """Why class_counts does not use split_by_weight: one more user in total takes one from a class."""
+    weights = {"A": 1, "B": 1, "C": 1, "D": 3, "E": 5}
+    swaps = [n for n in range(200) if any(split_by_weight(n + 1, weights)[k] < split_by_weight(n, weights)[k]
+                                          for k in weights)]
+    assert swaps and not [n for n in range(200) if any(monotone_split(n + 1, weights)[k] <
+                                                       monotone_split(n, weights)[k] for k in weights)]
 
 
 def test_split_rate_is_equal_per_process() -> None:

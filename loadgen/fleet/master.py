@@ -29,6 +29,7 @@ from loadgen.fleet.protocol import (
     Started,
     Stats,
     Stop,
+    Target,
     VersionMismatch,
     Warning_,
     Welcome,
@@ -77,6 +78,7 @@ class Master:
         self.merging = True  # until stop() returns: deltas are merged into the aggregate as they arrive
         self._worker_warnings = 0
         self.target: LoadTarget | None = None
+        self._assigned: dict[str, dict[str, int]] = {}  # the users per class each worker was last sent
         self.plan: TestPlan | None = None
         self.start_errors: list[str] = []
         self._pending_warnings: list[Notice] = []
@@ -308,6 +310,7 @@ class Master:
         """Ship the test to every connected worker and wait until each has loaded it (or failed, or gone)."""
         self.plan = plan
         self.test_id = uuid.uuid4().hex
+        self._assigned = {}
         self.start_errors = []
         self.running = True
         for peer in list(self.peers.values()):
@@ -343,7 +346,8 @@ class Master:
         classes = self.script.user_classes
         messages = shares(self.test_id, [p.id for p in peers], self.target, self.plan,
                           {name: cls.weight for name, cls in classes.items()},
-                          {name: cls.fixed_count for name, cls in classes.items()})
+                          {name: cls.fixed_count for name, cls in classes.items()}, self._assigned)
+        self._assigned = {w: m.counts for w, m in messages.items() if isinstance(m, Target)}
         for peer in peers:
             self.send(peer, messages[peer.id])
 

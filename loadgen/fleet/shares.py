@@ -13,9 +13,12 @@ MIN_SPAWN_RATE = 0.01
 
 
 def shares(test_id: str, workers: Sequence[str], target: LoadTarget, plan: TestPlan,
-           weights: Mapping[str, float], fixed: Mapping[str, int]) -> dict[str, Target | Rate]:
+           weights: Mapping[str, float], fixed: Mapping[str, int],
+           current: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Target | Rate]:
     """Every worker is one process and gets an equal share: absolute users per class (within one of the
-    others) with its part of the spawn rate, or its part of the arrival rate and of the user pool."""
+    others) with its part of the spawn rate, or its part of the arrival rate and of the user pool.
+    `current` is what each worker was last told to run: the new split moves as few users as it can
+    (`dispatch.assign`)."""
     if not workers:
         return {}
     if isinstance(target, RateTarget):
@@ -25,7 +28,7 @@ def shares(test_id: str, workers: Sequence[str], target: LoadTarget, plan: TestP
         pre = split_by_weight(plan.pre_allocate, equal)
         return {w: Rate(test_id=test_id, rate=rates[w], max_users=max(1, pools[w]), pre_allocate=pre[w])
                 for w in workers}
-    per_worker = assign(workers, class_counts(target.users, weights, fixed))
+    per_worker = assign(workers, class_counts(target.users, weights, fixed), current)
     total = max(1, target.users)
     result: dict[str, Target | Rate] = {}
     for w in workers:

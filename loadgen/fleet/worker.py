@@ -309,7 +309,8 @@ class Worker:
         self.test_id = message.test_id
         try:
             options = TestOptions.from_dict(message.options)
-            script = self._load_script(message, options)
+            # in a helper thread: this loop goes on (heartbeats keep flowing) while a slow script imports
+            script = gevent.get_hub().threadpool.apply(self._load_script, (message, options))
             self.env = Environment(script.user_classes, options, open_model=options.arrival_rate is not None,
                                    watch_cpu=False,
                                    worker_id=self.worker_id)
