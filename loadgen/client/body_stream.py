@@ -18,8 +18,8 @@ from .codings import stream_decoder
 from .counters import COUNTERS
 from .encoding import IDEMPOTENT
 from .errors import ConnectionClosed, ContentDecodingError, ProtocolError, StaleConnection, not_resent
-from .framing import BodyParser
-from .http11 import head_for_llhttp, keep_alive, valid_status_line
+from .framing import BodyParser, for_llhttp
+from .http11 import keep_alive, valid_status_line
 from .pool import acquire_live
 from .prepared import sent_target
 from .redirects import REDIRECTS
@@ -60,13 +60,7 @@ class BodyStream:
         self.t0 = self.first_byte = self.ended_at = 0.0
         self.queued_us = self.ttfb_us = 0
         self.setup: tuple[int, int, int] | None = None
-        if b"\r\ncontent-length:" in lhead:
-            try:
-                fixed = head_for_llhttp(head, lhead)
-            except ValueError as exc:
-                raise ProtocolError(str(exc)) from None
-            if fixed is not head:
-                buf = fixed + buf[len(head):]
+        buf, _ = for_llhttp(buf, head, lhead)
         self._parser = BodyParser(head_only, sys.maxsize)
         self._feed(buf)
 

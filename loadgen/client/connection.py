@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 from .counters import COUNTERS
 from .dial import TLSKey, dial
 from .errors import ConnectionClosed, ProtocolError, ReadTimeout, StaleConnection
-from .framing import BodyParser
+from .framing import BodyParser, for_llhttp
 from .http11 import (
     ENCODED,
     SETS_COOKIES,
     STATUS_FIELDS,
     TRUNCATED,
     content_length,
-    head_for_llhttp,
     is_interim,
     keep_alive,
     keep_alive_timeout,
@@ -346,14 +345,7 @@ class Connection:
         """Frame the response with llhttp (chunked, close-delimited, HEAD, 204/304, ...)."""
         nbytes = len(buf) + extra
         lhead = head.lower()
-        if b"\r\ncontent-length:" in lhead:
-            try:
-                fixed = head_for_llhttp(head, lhead)
-            except ValueError as exc:
-                raise ProtocolError(str(exc)) from None
-            if fixed is not head:
-                buf = fixed + buf[len(head) :]
-                head = fixed
+        buf, head = for_llhttp(buf, head, lhead)
         parser = BodyParser(head_only, max_body)
         eof = False
         try:

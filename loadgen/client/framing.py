@@ -5,6 +5,23 @@ from __future__ import annotations
 
 from geventhttpclient._parser import HTTPResponseParser
 
+from .errors import ProtocolError
+from .http11 import head_for_llhttp
+
+
+def for_llhttp(buf: bytes, head: bytes, lhead: bytes) -> tuple[bytes, bytes]:
+    """(`buf`, `head`) with the head as llhttp accepts it (`http11.head_for_llhttp`); `buf` starts with
+    `head` and `lhead` is it in lower case. Raises `ProtocolError` for invalid or conflicting lengths."""
+    if b"\r\ncontent-length:" not in lhead:
+        return buf, head
+    try:
+        fixed = head_for_llhttp(head, lhead)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
+    if fixed is head:
+        return buf, head
+    return fixed + buf[len(head) :], fixed
+
 
 class BodyParser(HTTPResponseParser):
     """llhttp callbacks collecting one response's body; headers come from our raw head."""
