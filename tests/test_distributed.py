@@ -117,7 +117,7 @@ def test_targets_are_absolute_balanced_per_class_and_follow_losses(zctx: zmq.Con
     script.write_text(write_script(tmp_path).read_text() + "\n\nclass Admin(HttpUser):\n    weight = 2\n"
                       "    wait_time = constant(1)\n\n    @task\n    def admin(self):\n        pass\n")
     master = fleet.master(script, "http://127.0.0.1:9", "-u", "23", "-r", "40", "-t", "7s",
-                          "--heartbeat-timeout", "1.5", port=port, expect=3)
+                          "--heartbeat-interval", "0.25", "--heartbeat-timeout", "1.5", port=port, expect=3)
     fakes = [FakeWorker(zctx, port, f"fake-{i}", cpu_percent=95.0 if i == 0 else 5.0).start() for i in range(3)]
     try:
         expected = class_counts(23, {"Browser": 1, "Buyer": 1, "Admin": 2})
@@ -215,7 +215,8 @@ def test_a_script_that_takes_4_s_to_import_does_not_get_its_worker_lost(fleet: F
     script = tmp_path / "slow_import.py"
     script.write_text(SLOW_IMPORT)
     reset_target(url)
-    master = fleet.master(script, url, "-u", "2", "-r", "10", "-t", "3s", "--heartbeat-timeout", "2", port=port)
+    master = fleet.master(script, url, "-u", "2", "-r", "10", "-t", "3s", "--heartbeat-interval", "0.5",
+                          "--heartbeat-timeout", "2", port=port)
     worker = fleet.worker(port)
     assert master.wait(60) == 0, master.stderr()
     assert worker.wait(15) == 0, worker.stderr()
@@ -393,11 +394,13 @@ def test_a_script_package_is_shipped_with_its_files(fleet: Fleet, url: str, tmp_
 
 def test_processes_two_are_two_peers_and_a_crashed_one_is_restarted(fleet: Fleet, url: str,
                                                                      tmp_path: Path) -> None:
+    """--expect-workers counts machines: a --processes 2 worker is one, ready when both of its processes are."""
     port = free_port()
     script = write_script(tmp_path)
-    master = fleet.master(script, url, "-u", "4", "-r", "100", "-t", "8s", port=port, expect=2)
+    master = fleet.master(script, url, "-u", "4", "-r", "100", "-t", "8s", port=port, expect=1)
     supervisor = fleet.worker(port, "--processes", "2")
-    master.wait_for("2/2 workers connected", 20)
+    master.wait_for("1/1 workers connected", 20)
+    assert len(re.findall(r"worker \S+ joined", master.stderr().split("1/1 workers connected")[0])) == 2
     children = {p.pid for p in supervisor.children()}
     assert len(children) == 2
     assert set(worker_pids(master).values()) == children
@@ -511,7 +514,7 @@ def test_fuzzed_frames_never_kill_the_master(zctx: zmq.Context, fleet: Fleet, ur
     port = free_port()
     # no run time to race against: the test ends when the late worker has shown it runs its share
     master = fleet.master(write_script(tmp_path), url, "-u", "4", "-r", "100", "-t", "300s",
-                          "--heartbeat-timeout", "1.5", port=port)
+                          "--heartbeat-interval", "0.25", "--heartbeat-timeout", "1.5", port=port)
     fleet.worker(port)
     master.wait_for("1/1 workers connected", 20)
     wait_until(lambda: served(url) > 20, 10, what="load")

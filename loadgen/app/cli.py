@@ -139,7 +139,10 @@ def run(**params: Any) -> None:
 
 MASTER_OPTIONS = [
     _opt("--bind", default="0.0.0.0:5557", help="Address workers connect to, HOST:PORT."),
-    _opt("--expect-workers", type=click.IntRange(min=1), default=1, help="Workers to wait for before starting."),
+    _opt("--expect-workers", type=click.IntRange(min=1), default=1,
+         help="Worker machines to wait for before starting (a --processes N worker counts once)."),
+    _opt("--expect-processes", type=click.IntRange(min=1), default=None,
+         help="Wait for this many worker processes instead (every process counts)."),
     _opt("--expect-workers-timeout", type=DURATION, default=60.0, help="How long to wait for them."),
     _opt("--heartbeat-interval", type=DURATION, default=1.0, help="Seconds between heartbeats, both ways."),
     _opt("--heartbeat-timeout", type=DURATION, default=3.0, help="A worker silent this long is lost."),
@@ -156,8 +159,14 @@ def master(**params: Any) -> None:
     from loadgen.control.remote import FleetOptions, run_master
     from loadgen.fleet.security import CurveKeys
 
-    names = ("bind", "expect_workers", "expect_workers_timeout", "heartbeat_interval", "heartbeat_timeout")
+    names = ("bind", "expect_workers", "expect_processes", "expect_workers_timeout", "heartbeat_interval",
+             "heartbeat_timeout")
     fleet = {name: params.pop(name) for name in names}
+    from loadgen.fleet.lease import check_timeouts
+
+    problem = check_timeouts(fleet["heartbeat_timeout"], fleet["heartbeat_interval"])
+    if problem is not None:
+        raise click.UsageError(problem)
     secret_key, allow = params.pop("curve_secret_key"), params.pop("curve_allow")
     keys = None
     if secret_key:
@@ -184,7 +193,7 @@ def worker(master_address: str, file: str | None, processes: str, stay: bool, he
     """Generate load for a master."""
     from loadgen.fleet.link import parse_master_address
     from loadgen.fleet.security import CurveKeys
-    from loadgen.fleet.supervisor import group_size, parse_processes, supervise
+    from loadgen.fleet.supervisor import group_id, group_size, parse_processes, supervise
     from loadgen.fleet.worker import Worker
 
     _setup_logging(log_level)
@@ -201,7 +210,8 @@ def worker(master_address: str, file: str | None, processes: str, stay: bool, he
     if count > 1:
         sys.exit(supervise(count, sys.argv))
     sys.exit(Worker(master_address, script_path=file, heartbeat_interval=heartbeat_interval,
-                    master_timeout=master_timeout, stay=stay, keys=keys, processes=group_size()).run())
+                    master_timeout=master_timeout, stay=stay, keys=keys, processes=group_size(),
+                    group=group_id()).run())
 
 
 @cli.group()

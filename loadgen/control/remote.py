@@ -21,7 +21,8 @@ class FleetOptions:
     """How the master listens for, waits for and watches its workers."""
 
     bind: str = "0.0.0.0:5557"
-    expect_workers: int = 1
+    expect_workers: int = 1  # machines (a --processes N group counts once)
+    expect_processes: int | None = None  # or processes, when given
     expect_workers_timeout: float = 60.0
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 3.0
@@ -37,7 +38,12 @@ def run_master(options: TestOptions, fleet: FleetOptions, console: ConsoleOutput
                     fleet.heartbeat_timeout, fleet.keys)
 
     def run(controller: Controller) -> Report:
-        master.wait_for_workers(fleet.expect_workers, fleet.expect_workers_timeout, stop=controller.stop_requested)
+        if fleet.expect_processes is not None:
+            master.wait_for_workers(fleet.expect_processes, fleet.expect_workers_timeout,
+                                    stop=controller.stop_requested, processes=True)
+        else:
+            master.wait_for_workers(fleet.expect_workers, fleet.expect_workers_timeout,
+                                    stop=controller.stop_requested)
         master.start_test(prepared.plan)
         report = controller.run()
         master.quit_workers()  # a worker started with --stay stays connected and waits for the next master

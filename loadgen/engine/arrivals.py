@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 import gevent
 from gevent.queue import Empty, Queue
 
+from loadgen.engine.placement import Placement
 from loadgen.engine.user_calls import UserRecord, run_task, start_user, stop_user
 from loadgen.model.dispatch import class_counts
 from loadgen.script.users import User, UserContext
@@ -22,7 +23,7 @@ class ArrivalScheduler:
     """Starts iterations at ``rate`` a second on at most ``max_users`` users."""
 
     def __init__(self, user_classes: Mapping[str, type[User]], context: UserContext, max_users: int,
-                 stop_timeout: float, on_users: Callable[[], None]) -> None:
+                 stop_timeout: float, on_users: Callable[[], None], placement: Placement | None = None) -> None:
         self.user_classes = dict(user_classes)
         self.context = context
         self.recorder = context.recorder
@@ -36,6 +37,9 @@ class ArrivalScheduler:
         self._iterations: set[gevent.Greenlet] = set()
         self._greenlet: gevent.Greenlet | None = None
         self._stopped = False
+        self._suspended = False
+        self._realign = True
+        self.placement = placement or Placement()
         self._on_users = on_users
         self._names = list(self.user_classes)
         self._weights = [self.user_classes[n].weight for n in self._names]
@@ -84,16 +88,27 @@ class ArrivalScheduler:
         stop_user(record, self.recorder, self.stop_timeout)
         self._on_users()
 
+    def realign(self) -> None:
+        """Take the fleet grid again (this process's slot changed)."""
+        self._realign = True
+
     def _schedule(self) -> None:
         next_time = time.monotonic()
         choices = random.choices
+        placement = self.placement
         while not self._stopped:
             rate = self.rate
-            if rate <= 0:
-                gevent.sleep(0.05)
-                next_time = time.monotonic()
-                continue
             now = time.monotonic()
+            if rate <= 0 or self._suspended or now > placement.run_until:
+                gevent.sleep(0.02)
+                self._realign = True
+                continue
+            if self._realign:
+                # slot i of N: arrivals 1/rate apart, i/N of that after the fleet clock's grid, so N processes'
+                # arrivals interleave into one even stream
+                self._realign = False
+                interval = 1.0 / rate
+                next_time = placement.next_on_grid(now, interval, interval * placement.slot / max(1, placement.slots))
             while next_time <= now and not self._stopped:
                 name = self._names[0] if len(self._names) == 1 else choices(self._names, self._weights)[0]
                 self._iterations.add(gevent.spawn(self._iteration, name, next_time))
@@ -114,7 +129,13 @@ class ArrivalScheduler:
                     except Empty:
                         self.recorder.record_dropped()
                         return
-            if self._run_once(record, intended):
+            try:
+                again = self._run_once(record, intended)
+            except gevent.GreenletExit:
+                if record.fenced:
+                    queue.put(record)  # killed by a fence: the user stays in the pool for the resume
+                raise
+            if again:
                 queue.put(record)
             else:
                 self._retire(record)
@@ -132,6 +153,18 @@ class ArrivalScheduler:
         finally:
             self._busy.discard(record)
             timing.take_queued_us()  # an iteration that recorded nothing leaves no delay for the next
+
+    def suspend(self) -> list[gevent.Greenlet]:
+        """Fenced: no new iterations; the running ones, to be killed (their users stay in the pool)."""
+        self._suspended = True
+        for record in self._busy:
+            record.fenced = True
+        return list(self._iterations)
+
+    def resume(self) -> None:
+        for record in self.all_records:
+            record.fenced = False
+        self._suspended = False
 
     def stop(self, timeout: float) -> list[gevent.Greenlet]:
         self._stopped = True

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import gevent
 
 from loadgen.engine.arrivals import ArrivalScheduler
+from loadgen.engine.placement import Placement
 from loadgen.engine.user_calls import UserRecord, run_task, start_user, stop_user
 from loadgen.model.dispatch import class_counts
 from loadgen.script.pacing import Pacing, phase, wait_seconds
@@ -36,6 +37,9 @@ class Runner:
         self._arrivals: ArrivalScheduler | None = None
         self._stopped = False
         self._forced = False
+        self.placement = Placement()
+        self.stop_rate = 0.0  # users a second to stop when above target (0: at once)
+        self.suspended = False  # fenced: no users run until resume()
 
     # ---- closed model ------------------------------------------------------------------------------------
     @property
@@ -53,27 +57,33 @@ class Runner:
         fixed = {name: cls.fixed_count for name, cls in self.user_classes.items()}
         self.set_target(class_counts(total, self.weights(), fixed), spawn_rate)
 
-    def set_target(self, counts: Mapping[str, int], spawn_rate: float) -> None:
-        """Target user counts per class, reached at ``spawn_rate`` users a second."""
+    def set_target(self, counts: Mapping[str, int], spawn_rate: float, stop_rate: float = 0.0) -> None:
+        """Target user counts per class, reached at ``spawn_rate`` users a second (and, when ``stop_rate`` is
+        set, left at that many a second: a handover to a joining worker that starts them at the same pace)."""
         if self._stopped:
             return
         self.target = {name: max(0, int(counts.get(name, 0))) for name in self.user_classes}
         self.spawn_rate = max(spawn_rate, 0.001)
-        if self._spawner is None or self._spawner.dead:
+        self.stop_rate = max(0.0, stop_rate)
+        if not self.suspended and (self._spawner is None or self._spawner.dead):
             self._spawner = gevent.spawn(self._spawn_loop)
 
     def _spawn_loop(self) -> None:
-        credit = 1.0  # the first user starts at once
+        placement = self.placement
+        credit = 1.0 - placement.slot / max(1, placement.slots)  # slot i of N starts i/N of a spawn later
+        stop_credit = 1.0
         last = time.monotonic()
-        while not self._stopped:
+        while not self._stopped and not self.suspended:
             now = time.monotonic()
             credit = min(credit + (now - last) * self.spawn_rate, max(1.0, self.spawn_rate))
+            stop_credit = min(stop_credit + (now - last) * self.stop_rate, max(1.0, self.stop_rate))
             last = now
-            surplus = self._trim_surplus()
+            surplus, stop_credit = self._trim_surplus(stop_credit if self.stop_rate else None)
             deficit = {n: self.target[n] - len(r) for n, r in self.records.items() if self.target[n] > len(r)}
             if not deficit and not surplus:
                 return
-            while deficit and credit >= 1.0 and not self.spawning_paused:
+            held = now > placement.run_until  # the lease lapsed: the fence is about to stop everyone
+            while deficit and credit >= 1.0 and not self.spawning_paused and not held:
                 name = max(deficit, key=lambda n: deficit[n] / max(1, self.target[n]))
                 self._start_user(name)
                 credit -= 1.0
@@ -82,17 +92,23 @@ class Runner:
                     del deficit[name]
             gevent.sleep(SPAWN_TICK)
 
-    def _trim_surplus(self) -> bool:
-        """Stop the newest users of classes above target; returns whether any class was above."""
+    def _trim_surplus(self, credit: float | None) -> tuple[bool, float]:
+        """Stop the newest users of classes above target (all at once, or as many as ``credit`` allows);
+        returns whether any class was above, and the credit left."""
         any_surplus = False
         for name, records in self.records.items():
             extra = len(records) - self.target[name]
             if extra > 0:
                 any_surplus = True
+                if credit is not None:
+                    extra = min(extra, int(credit))
+                    credit -= extra
+                if extra <= 0:
+                    continue
                 for record in records[-extra:]:
                     self._stop_record(record)
                 del records[-extra:]
-        return any_surplus
+        return any_surplus, credit if credit is not None else 1.0
 
     def _start_user(self, name: str) -> None:
         cls = self.user_classes[name]
@@ -129,11 +145,19 @@ class Runner:
         pacing = wait_time.interval if isinstance(wait_time, Pacing) else 0.0
         recorder = self.recorder
         next_slot = 0.0
+        placement = self.placement
         if pacing:
-            next_slot = time.monotonic() + phase(index, pacing)
+            spread = phase(index * placement.slots + placement.slot, pacing)  # one sequence over the fleet
+            next_slot = placement.next_on_grid(time.monotonic(), pacing, spread)
             user.timing.plan_slot(next_slot)
             gevent.sleep(next_slot - time.monotonic())
         while not record.stopping:
+            if time.monotonic() > placement.run_until:
+                self._hold(record)  # the lease lapsed: start nothing until it is renewed or we are fenced
+                if record.stopping:
+                    return
+                if pacing:
+                    next_slot = time.monotonic()
             if not run_task(record, recorder) or record.stopping:
                 return
             if pacing:
@@ -154,6 +178,11 @@ class Runner:
                     delay = 1.0
                 gevent.sleep(delay)
 
+    def _hold(self, record: UserRecord) -> None:
+        placement = self.placement
+        while time.monotonic() > placement.run_until and not record.stopping:
+            gevent.sleep(0.02)
+
     def _finish_user(self, record: UserRecord) -> None:
         stop_user(record, self.recorder, self.stop_timeout)
         records = self.records.get(record.cls_name)
@@ -168,14 +197,49 @@ class Runner:
             return
         if self._arrivals is None:
             self._arrivals = ArrivalScheduler(self.user_classes, self.context, max_users, self.stop_timeout,
-                                              on_users=self._count_users)
+                                              on_users=self._count_users, placement=self.placement)
             if pre_allocate:
                 self._arrivals.pre_allocate(pre_allocate)
         self._arrivals.max_users = max_users
         self._arrivals.set_rate(rate)
 
+    def realign(self) -> None:
+        """This process's slot in the fleet changed: arrivals take the fleet grid again."""
+        if self._arrivals is not None:
+            self._arrivals.realign()
+
     def _count_users(self) -> None:
         self.recorder.users = self.user_count
+
+    # ---- fencing -----------------------------------------------------------------------------------------
+    def suspend(self) -> None:
+        """Fenced: kill every user and iteration now, without ``on_stop`` (its requests must not go out
+        either); the targets are kept for ``resume``."""
+        if self._stopped or self.suspended:
+            return
+        self.suspended = True
+        if self._spawner is not None:
+            self._spawner.kill(block=False)
+        greenlets = []
+        for records in self.records.values():
+            for record in records:
+                record.stopping = record.fenced = True
+                if record.greenlet is not None:
+                    greenlets.append(record.greenlet)
+        if self._arrivals is not None:
+            greenlets.extend(self._arrivals.suspend())
+        gevent.killall(greenlets, block=False)
+        self.recorder.users = self.user_count
+
+    def resume(self) -> None:
+        """The lease is back: move towards the targets again, at the spawn rate."""
+        if self._stopped or not self.suspended:
+            return
+        self.suspended = False
+        if self._arrivals is not None:
+            self._arrivals.resume()
+        if self._spawner is None or self._spawner.dead:
+            self._spawner = gevent.spawn(self._spawn_loop)
 
     # ---- stop --------------------------------------------------------------------------------------------
     def stop(self, timeout: float | None = None) -> None:

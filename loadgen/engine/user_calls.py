@@ -20,7 +20,7 @@ from loadgen.stats.recorder import Recorder
 class UserRecord:
     """The runner's own state of one user: its greenlet and the task it is in (never stored on the user)."""
 
-    __slots__ = ("user", "cls_name", "greenlet", "stopping", "task", "task_started")
+    __slots__ = ("user", "cls_name", "greenlet", "stopping", "task", "task_started", "fenced")
 
     def __init__(self, user: User, cls_name: str) -> None:
         self.user = user
@@ -29,6 +29,7 @@ class UserRecord:
         self.stopping = False
         self.task: str | None = None  # the task running now, None between tasks
         self.task_started = 0.0
+        self.fenced = False  # killed by a fence: no on_stop
 
 
 def start_user(record: UserRecord, recorder: Recorder) -> bool:
@@ -64,8 +65,9 @@ def stop_user(record: UserRecord, recorder: Recorder, timeout: float) -> None:
     """Run ``on_stop`` (for at most ``timeout`` seconds) and close the user's connections."""
     user = record.user
     try:
-        with gevent.Timeout(timeout, False):
-            user.on_stop()
+        if not record.fenced:
+            with gevent.Timeout(timeout, False):
+                user.on_stop()
     except gevent.GreenletExit:
         pass
     except Exception as exc:  # noqa: BLE001

@@ -11,14 +11,19 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
-import zmq.green as zmq
 
+from loadgen.fleet.acks import answer, lost_text, pause_text
+from loadgen.fleet.closing import close_accounts
+from loadgen.fleet.distributor import Distributor
 from loadgen.fleet.gate import Gate
-from loadgen.fleet.link import bind_endpoint, master_socket, printable
+from loadgen.fleet.intake import Intake
+from loadgen.fleet.lease import lease_duration
+from loadgen.fleet.liveness import Liveness
 from loadgen.fleet.peers import ACTIVE, Peer, PeerState
 from loadgen.fleet.protocol import (
     PROTOCOL_VERSION,
     Bye,
+    Event,
     FrameError,
     Heartbeat,
     Hello,
@@ -29,17 +34,16 @@ from loadgen.fleet.protocol import (
     Started,
     Stats,
     Stop,
-    Target,
     VersionMismatch,
     Warning_,
     Welcome,
     decode,
-    encode,
 )
-from loadgen.fleet.security import CurveKeys, ZapHandler
-from loadgen.fleet.shares import shares
+from loadgen.fleet.roster import wait_for
+from loadgen.fleet.router import Router
+from loadgen.fleet.security import CurveKeys
 from loadgen.fleet.shipping import script_files
-from loadgen.model.errors import ScriptError, UsageError
+from loadgen.model.errors import ScriptError
 from loadgen.model.health import cpu_notice
 from loadgen.model.notices import Notice
 from loadgen.model.options import TestOptions
@@ -48,18 +52,21 @@ from loadgen.model.targets import LoadTarget
 from loadgen.script.loader import Script
 from loadgen.stats.aggregate import Aggregate
 from loadgen.stats.recorder import StatsDelta
-from loadgen.stats.wire import WireError, decode_delta
+from loadgen.stats.wire import WireError
 
 log = logging.getLogger("loadgen.fleet.master")
 MAX_WORKER_WARNINGS = 1000
+MAX_EVENTS = 10_000
 
 
 class Master:
     """Accepts workers, ships tests to them, rebalances on loss and join, merges their deltas.
 
-    Every frame is handled in the receive greenlet; liveness is checked four times a heartbeat by the watch
-    greenlet, so a silent worker is marked lost (and its users handed to the others) within
-    ``heartbeat_timeout`` plus a fraction of a second, whatever the controller is doing.
+    Every frame is stamped (liveness) and handled in the receive greenlet; deltas are merged by the intake's
+    own greenlet. Liveness is checked four times a heartbeat by the watch greenlet, so a silent worker is
+    marked lost (and its users handed to the others) ``heartbeat_timeout`` after its last frame. Its users
+    stopped before that: each answer to a heartbeat is a lease of ``heartbeat_timeout - 1`` s
+    (``fleet.lease``), and a worker whose lease lapses stops them.
     """
 
     def __init__(self, bind: str, options: TestOptions, script: Script, aggregate: Aggregate,
@@ -75,69 +82,60 @@ class Master:
         self.test_id = ""
         self.running = False  # between start_test() and stop(): joiners get a share, losses are rebalanced
         self.peers: dict[bytes, Peer] = {}
-        self.merging = True  # until stop() returns: deltas are merged into the aggregate as they arrive
+        self.lease = lease_duration(heartbeat_timeout, heartbeat_interval)
+        self.liveness = Liveness(heartbeat_timeout, min(0.25, heartbeat_interval / 4), clock())
+        self.intake = Intake(aggregate, self._final, self._pending_notice)
+        self.distributor = Distributor(script)
         self._worker_warnings = 0
-        self.target: LoadTarget | None = None
-        self._assigned: dict[str, dict[str, int]] = {}  # the users per class each worker was last sent
-        self.plan: TestPlan | None = None
         self.start_errors: list[str] = []
         self._pending_warnings: list[Notice] = []
         self._forced = False
-        self.context = zmq.Context()
-        self.zap: ZapHandler | None = None
-        if keys is not None:
-            self.zap = ZapHandler(self.context, keys.allowed)
-        self.endpoint = bind_endpoint(bind)
-        self.socket = master_socket(self.context, bind, self.endpoint, keys)
+        self.router = Router(bind, keys)
+        self.endpoint = self.router.endpoint
+        self.socket = self.router.socket
         self.gate = Gate(self.master_id, self.send, clock)
         self.script_name, self.script_files = script_files(script.path if not script.path.endswith("__init__.py")
                                                            else os.path.dirname(script.path))
-        self._greenlets = [gevent.spawn(self._receive_loop), gevent.spawn(self._heartbeat_loop),
-                           gevent.spawn(self._watch_loop)]
+        self._greenlets = [gevent.spawn(self.router.receive_loop, self._on_frames), gevent.spawn(self._heartbeat_loop),
+                           gevent.spawn(self._watch_loop), self.intake._greenlet]
 
     # ---- transport ---------------------------------------------------------------------------------------
     def send(self, peer: Peer | bytes, message: Message) -> None:
-        identity = peer.identity if isinstance(peer, Peer) else peer
-        try:
-            self.socket.send_multipart([identity, encode(message)], flags=zmq.NOBLOCK)
-        except zmq.ZMQError as exc:
-            log.debug("send to %s failed: %s", printable(identity), exc)
+        self.router.send(peer.identity if isinstance(peer, Peer) else peer, message)
 
-    def _receive_loop(self) -> None:
-        sock = self.socket
-        while True:
-            try:
-                frames = sock.recv_multipart(copy=True)
-            except zmq.ZMQError:
-                if sock.closed:
-                    return
-                gevent.sleep(0.01)
-                continue
-            identity = frames[0]
-            if len(frames) != 2:
-                self.gate.bad_frames += 1
-                continue
-            try:
-                message = decode(frames[1])
-                self._handle(identity, message)
-                if message.type == "stats":
-                    gevent.sleep(0)  # let the tick and the heartbeats run between deltas of a burst
-            except VersionMismatch as exc:
-                self._refuse_version(identity, exc.version)
-            except (FrameError, WireError) as exc:
-                self.gate.bad_frames += 1
-                log.debug("dropped a frame from %r: %s", identity, exc)
-            except Exception:  # noqa: BLE001 - a frame must never kill the master
-                self.gate.bad_frames += 1
-                log.debug("error handling a frame from %r", identity, exc_info=True)
+    def _on_frames(self, frames: list[bytes]) -> None:
+        identity = frames[0]
+        known = self.peers.get(identity)
+        if known is not None:
+            known.last_seen = self.clock()  # liveness is when a frame arrives, however long handling takes
+        if len(frames) != 2:
+            self.gate.bad_frames += 1
+            return
+        try:
+            self._handle(identity, decode(frames[1]))
+        except VersionMismatch as exc:
+            self._refuse_version(identity, exc.version)
+        except (FrameError, WireError) as exc:
+            self.gate.bad_frames += 1
+            log.debug("dropped a frame from %r: %s", identity, exc)
+        except Exception:  # noqa: BLE001 - a frame must never kill the master
+            self.gate.bad_frames += 1
+            log.debug("error handling a frame from %r", identity, exc_info=True)
 
     def _heartbeat_loop(self) -> None:
+        """For workers not yet welcomed (or of a previous master): our id. Running workers get answers."""
         while True:
             beat = MasterHeartbeat(test_id=self.test_id, master_id=self.master_id)
             for peer in list(self.peers.values()):
-                if peer.state != PeerState.LOST:
+                if peer.state not in (PeerState.LOST, PeerState.RUNNING):
                     self.send(peer, beat)
             gevent.sleep(self.heartbeat_interval)
+
+    def _answer(self, peer: Peer, beat: Heartbeat | None) -> None:
+        """An Ack: renews the worker's lease (when it answers a heartbeat), acknowledges its deltas and
+        repeats its desired state until it runs it."""
+        self.send(peer, answer(peer, beat, self.clock(), self.intake.acknowledged(peer), self.lease, self.test_id,
+                               self.master_id))
 
     def _watch_loop(self) -> None:
         while True:
@@ -149,18 +147,23 @@ class Master:
 
     def _expire(self) -> None:
         now = self.clock()
+        pause = self.liveness.check(self.peers.values(), now)
+        if pause is not None and self.running:
+            text = pause_text(pause)
+            print(f"loadgen master: {text}", file=sys.stderr, flush=True)
+            self.aggregate.add_event("master paused", "master", pause[0], pause[1], self.aggregate.users, text)
         lost_running = False
         for peer in list(self.peers.values()):
             if peer.state in (PeerState.LOST, PeerState.DONE, PeerState.FAILED) \
-                    or now - peer.last_seen <= self.heartbeat_timeout:
+                    or not self.liveness.silent(peer, now):
                 continue
             was = self._move(peer, PeerState.LOST)
             if was in ACTIVE:
                 lost_running = True
-                where = "its users go to the other workers" if self.running else "its last numbers may be missing"
-                text = f"worker {peer.id} ({peer.host}) lost: silent for {now - peer.last_seen:.1f} s; {where}"
+                text = lost_text(peer, now, self.running)
                 print(f"loadgen master: {text}", file=sys.stderr, flush=True)
                 self.aggregate.warn("worker", text, key=f"lost:{peer.id}")
+                peer.lost_event = self.aggregate.add_event("lost", peer.id, peer.last_seen, None, peer.users, text)
         if lost_running and self.running:
             self._rebalance()
 
@@ -173,14 +176,21 @@ class Master:
         if peer is None:
             self.gate.stray(identity)
             return
-        peer.last_seen = self.clock()
         if isinstance(message, Heartbeat):
             peer.users = message.users
             peer.cpu_percent = message.cpu_percent
+            peer.applied = message.applied
             if peer.state == PeerState.LOST:
                 self._returned(peer, message)
+            self._answer(peer, message)
         elif isinstance(message, Stats):
-            self._stats(peer, message)
+            if not peer.started and message.test_id == self.test_id:
+                raise FrameError("stats from a worker that has not started the test")
+            self.intake.accept(peer, message, lost=peer.state == PeerState.LOST)
+        elif isinstance(message, Event):
+            if self.test_id and len(self.aggregate.events) < MAX_EVENTS:
+                self.aggregate.add_event(message.kind[:40], peer.id, message.start, message.end,
+                                         max(0, message.users), message.detail[:500])
         elif isinstance(message, Started):
             self._started(peer, message)
         elif isinstance(message, Warning_):
@@ -214,12 +224,14 @@ class Master:
                                                 self.clock())
             print(f"loadgen master: worker {peer.id} joined from {peer.host}", file=sys.stderr, flush=True)
         peer.host = hello.host[:255]
+        peer.group = hello.group[:255] or peer.id
         peer.has_script = hello.has_script
         peer.session = hello.session
+        peer.held_test = hello.test_id
         peer.last_seen = self.clock()
         self.send(peer, Welcome(version=PROTOCOL_VERSION, master_id=self.master_id))
-        if not fresh and peer.state in (PeerState.STARTING, PeerState.RUNNING):
-            return  # the same introduction twice: the worker still runs what it was given
+        if not fresh and peer.state in (PeerState.STARTING, PeerState.RUNNING, PeerState.LOST):
+            return  # introduced again (a reconnect): it still holds what it was given; its heartbeats say how
         if self.running:
             # a late joiner, or a worker that dropped its test (it lost us for a while): give it a share
             self._start_peer(peer)
@@ -227,41 +239,39 @@ class Master:
             self._move(peer, PeerState.IDLE)
 
     def _returned(self, peer: Peer, beat: Heartbeat) -> None:
-        """A worker marked lost talks again (a network hiccup, a long pause)."""
+        """A worker marked lost talks again (a network cut healed, a long pause ended)."""
+        now = self.clock()
+        holds = beat.test_id == self.test_id and bool(self.test_id) and beat.state in ("running", "fenced")
+        if peer.lost_event is not None:
+            away = self.aggregate.since_start(now) - peer.lost_event["t"]
+            self.aggregate.close_event(peer.lost_event, now)
+            peer.lost_event = None
+            if holds:
+                self.aggregate.add_event("rejoined", peer.id, now, now, peer.users,
+                                         f"worker {peer.id} is back after {away:.1f} s")
         if not self.running:
-            if beat.state != "running":
+            if holds:
+                self.send(peer, Stop(test_id=self.test_id, timeout=0.0))  # for its final numbers
+            elif beat.state != "running":
                 self._move(peer, PeerState.IDLE)
             return
-        if beat.state == "running" and beat.test_id == self.test_id:
+        if holds:
             print(f"loadgen master: worker {peer.id} is back; it gets its share again", file=sys.stderr, flush=True)
             self.aggregate.add_worker(peer.id, peer.host, peer.processes)
             self._move(peer, PeerState.RUNNING)
-            self._rebalance()
+            self._rebalance(handover=True)
         elif beat.state == "idle":
             self._start_peer(peer)
 
-    def _stats(self, peer: Peer, message: Stats) -> None:
-        if message.test_id != self.test_id or not self.test_id:
-            return  # a previous test's numbers
-        if not peer.started:
-            raise FrameError("stats from a worker that has not started the test")
-        delta = decode_delta(message.delta)
-        # Numbers a worker reports are never discarded, even when it was marked lost meanwhile: the
-        # requests reached the target. They count as long as this test has not been reported.
-        if not self.merging:
-            return  # the report is being written
-        if peer.state == PeerState.LOST:
-            self.gate.late_deltas += 1
-        # Merged on arrival, in this greenlet: the work spreads over the second instead of piling up in the
-        # controller's tick, which then only closes the current second. Same windows as merging at collect().
-        self.aggregate.add_delta(peer.id, delta)
-        if message.final:
-            peer.final = True
-            was_running = peer.state == PeerState.RUNNING
-            if peer.state != PeerState.LOST or not self.running:
-                self._move(peer, PeerState.DONE)
-            if was_running and self.running:
-                self._rebalance()  # it stopped on its own (e.g. SIGTERM): its users go to the others
+    def _final(self, peer: Peer) -> None:
+        """The intake merged a worker's final delta."""
+        peer.final = True
+        was_running = peer.state == PeerState.RUNNING
+        if peer.state != PeerState.LOST or not self.running:
+            self._move(peer, PeerState.DONE)
+        self._answer(peer, None)  # acknowledge it now: the worker waits for that before it leaves
+        if was_running and self.running:
+            self._rebalance()  # it stopped on its own (e.g. SIGTERM): its users go to the others
 
     def _started(self, peer: Peer, message: Started) -> None:
         if message.test_id != self.test_id or peer.state not in (PeerState.STARTING, PeerState.LOST):
@@ -276,41 +286,25 @@ class Master:
             return
         peer.started = True
         peer.test_id = message.test_id
+        peer.run = message.run
         self.aggregate.add_worker(peer.id, peer.host, peer.processes)
         self._move(peer, PeerState.RUNNING)
         if self.running:
-            self._rebalance()
+            self._rebalance(handover=True)
 
     # ---- the fleet seen by the controller ----------------------------------------------------------------
     def active(self) -> list[Peer]:
         return [p for p in self.peers.values() if p.state == PeerState.RUNNING]
 
-    def wait_for_workers(self, count: int, timeout: float, stop: Any = None) -> None:
-        """Wait until ``count`` workers are connected and idle; ``UsageError`` after ``timeout`` or when the
-        ``stop`` event is set (a signal)."""
-        deadline = time.monotonic() + timeout
-        announced = -1
-        while True:
-            if stop is not None and stop.is_set():
-                raise UsageError("stopped before the workers connected")
-            ready = [p for p in self.peers.values() if p.state == PeerState.IDLE]
-            if len(ready) != announced:
-                announced = len(ready)
-                print(f"loadgen master: {len(ready)}/{count} workers connected on {self.endpoint}",
-                      file=sys.stderr, flush=True)
-            if len(ready) >= count:
-                return
-            if time.monotonic() >= deadline:
-                raise UsageError(
-                    f"only {len(ready)} of {count} workers connected within {timeout:g} s: start more "
-                    f"'loadgen worker --master HOST' processes, check the port is reachable, or lower --expect-workers")
-            gevent.sleep(0.05)
+    def wait_for_workers(self, count: int, timeout: float, stop: Any = None, processes: bool = False) -> None:
+        """Wait until ``count`` workers (machines; with ``processes``, processes) are connected and idle."""
+        wait_for(self.peers.values, count, timeout, self.endpoint, stop, processes)
 
     def start_test(self, plan: TestPlan, timeout: float = 60.0) -> None:
         """Ship the test to every connected worker and wait until each has loaded it (or failed, or gone)."""
-        self.plan = plan
+        self.distributor.begin(plan)
         self.test_id = uuid.uuid4().hex
-        self._assigned = {}
+        self.intake.begin(self.test_id)
         self.start_errors = []
         self.running = True
         for peer in list(self.peers.values()):
@@ -330,26 +324,25 @@ class Master:
         self._move(peer, PeerState.STARTING)
         peer.final = False
         peer.started = False
+        peer.desired = None
         files = {} if peer.has_script else self.script_files
-        self.send(peer, Start(test_id=self.test_id, options=self.options.to_dict(),
-                              script_name=self.script_name, script_files=files))
+        self.send(peer, Start(test_id=self.test_id, options=self.options.to_dict(), script_name=self.script_name,
+                              script_files=files, clock=self.clock(), lease=self.lease))
 
     def apply(self, target: LoadTarget) -> None:
         """The controller's target for the whole fleet: split over the running workers now and on every change."""
-        self.target = target
+        self.distributor.target = target
         self._rebalance()
 
-    def _rebalance(self) -> None:
-        peers = self.active()
-        if not peers or self.plan is None or self.target is None:
-            return
-        classes = self.script.user_classes
-        messages = shares(self.test_id, [p.id for p in peers], self.target, self.plan,
-                          {name: cls.weight for name, cls in classes.items()},
-                          {name: cls.fixed_count for name, cls in classes.items()}, self._assigned)
-        self._assigned = {w: m.counts for w, m in messages.items() if isinstance(m, Target)}
+    def _rebalance(self, handover: bool = False) -> None:
+        """Send every running worker its desired state (``Distributor``); ``handover`` (a worker joined or came
+        back): those giving users up stop them at the pace the others start them, so the total holds."""
+        peers = sorted(self.active(), key=lambda p: p.id)
+        messages = self.distributor.split(self.test_id, [p.id for p in peers], handover)
         for peer in peers:
-            self.send(peer, messages[peer.id])
+            if peer.id in messages:
+                peer.desired = messages[peer.id]
+                self.send(peer, peer.desired)
 
     def collect(self) -> list[tuple[str, StatsDelta]]:
         """Nothing to hand over: the master merges every delta into the aggregate when it arrives."""
@@ -373,36 +366,44 @@ class Master:
                 row.state = state.label
         return previous
 
+    def _pending_notice(self, notice: Notice) -> None:
+        self._pending_warnings.append(notice)
+
     def force_stop(self) -> None:
         """A second Ctrl-C: workers kill their users now instead of waiting for their tasks."""
         self._forced = True
 
     def stop(self, timeout: float) -> None:
-        """Stop every worker and wait for its final delta (or its loss)."""
+        """Stop every worker and wait for its final delta; a worker lost meanwhile gets a few seconds to come
+        back with it, and is named in the report if it does not."""
         self.running = False
         for peer in self.peers.values():
-            if peer.state in (PeerState.RUNNING, PeerState.STARTING):
+            if peer.state in ACTIVE or (peer.state == PeerState.LOST and peer.started):
                 self.send(peer, Stop(test_id=self.test_id, timeout=timeout))
-        deadline = time.monotonic() + timeout + self.heartbeat_timeout + 2.0
+        start = time.monotonic()
+        deadline = start + timeout + self.heartbeat_timeout + 2.0
+        lost_deadline = start + self.heartbeat_timeout + 1.0
         forced = False
-        while time.monotonic() < deadline:
+        while True:
+            now = time.monotonic()
             waiting = [p for p in self.peers.values() if p.state in ACTIVE and not p.final]
-            if not waiting:
+            lost = [p for p in self.peers.values() if p.state == PeerState.LOST and p.started and not p.final]
+            if now >= deadline or (not waiting and (not lost or now >= lost_deadline)):
                 break
             if not forced and timeout > 0 and self._forced:
                 forced = True
                 for peer in waiting:
                     self.send(peer, Stop(test_id=self.test_id, timeout=0.0))
-                deadline = min(deadline, time.monotonic() + self.heartbeat_timeout + 1.0)
+                deadline = min(deadline, now + self.heartbeat_timeout + 1.0)
             gevent.sleep(0.02)
-        self.merging = False
-        for peer in self.peers.values():
-            row = self.aggregate.workers.get(peer.id)
-            if row is not None:
-                row.state = "lost" if peer.state == PeerState.LOST and not peer.final else "done"
+        self.intake.drain(2.0)
+        self.intake.merging = False
+        close_accounts(self.peers.values(), self.aggregate, self.intake, self.clock())
         for notice in self.check():
             self.aggregate.notify(notice)
-        for notice in self.gate.notices(self.zap.refused if self.zap is not None else 0):
+        self.gate.late_deltas = self.intake.late
+        self.gate.bad_frames += self.intake.bad
+        for notice in self.gate.notices(self.router.refused):
             self.aggregate.notify(notice)
 
     def quit_workers(self) -> None:
@@ -414,6 +415,4 @@ class Master:
         gevent.sleep(0.1)
         for greenlet in self._greenlets:
             greenlet.kill(block=False)
-        if self.zap is not None:
-            self.zap.close()
-        self.socket.close(linger=500)
+        self.router.close()

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
@@ -46,7 +46,9 @@ class Hello(Message):
     processes: int = 1
     has_script: bool = False
     loadgen_version: str = ""
-    session: str = ""  # new each time the worker (re)introduces itself with no test running
+    session: str = ""  # new each time the worker drops its test; kept across reconnects while it holds one
+    test_id: str = ""  # the test this worker still holds (fenced or running) when it reconnects
+    group: str = ""  # the machine's worker group (``--processes N``): --expect-workers counts groups
 
 
 @dataclass
@@ -57,16 +59,25 @@ class Heartbeat(Message):
     cpu_percent: float = 0.0
     rss_mb: float = 0.0
     test_id: str = ""
+    seq: int = 0  # answered by an Ack with the same number: that renews the worker's lease
+    sent: float = 0.0  # the worker's clock when sent, echoed for its clock estimate
+    applied: int = 0  # the version of the desired state it runs
 
 
 @dataclass
 class Stats(Message):
-    """One second's delta (``stats.wire.encode_delta``); ``final`` marks the last one of a test."""
+    """Deltas ``seq``..``last`` (``stats.wire.encode_delta``; usually one second, so ``last == seq``), measured
+    from ``start`` to ``end`` on the master's clock (-1: unknown); ``final`` marks the last one of a test."""
 
     type: ClassVar[str] = "stats"
     test_id: str
     delta: dict[str, Any]
     final: bool = False
+    run: str = ""  # the worker's run of this test: numbering starts at 1 in each
+    seq: int = 0
+    last: int = 0
+    start: float = -1.0
+    end: float = -1.0
 
 
 @dataclass
@@ -75,6 +86,7 @@ class Started(Message):
     test_id: str
     ok: bool = True
     error: str = ""
+    run: str = ""
 
 
 @dataclass
@@ -83,6 +95,18 @@ class Warning_(Message):
     kind: str
     message: str
     key: str = ""
+
+
+@dataclass
+class Event(Message):
+    """Something the report must show with its interval (on the master's clock): a fence, a rejoin."""
+
+    type: ClassVar[str] = "event"
+    kind: str
+    start: float
+    end: float
+    users: int = 0
+    detail: str = ""
 
 
 @dataclass
@@ -114,6 +138,8 @@ class Start(Message):
     options: dict[str, Any]
     script_name: str = ""
     script_files: dict[str, Any] = field(default_factory=dict)
+    clock: float = 0.0  # the master's clock when sent
+    lease: float = 2.0  # how long an answered heartbeat lets the worker run users
 
 
 @dataclass
@@ -124,6 +150,10 @@ class Target(Message):
     test_id: str
     counts: dict[str, Any]
     spawn_rate: float
+    version: int = 0  # desired-state version; the worker echoes the one it runs
+    slot: int = 0  # this worker's index among ``slots``: its phases and spawns are offset by i/N
+    slots: int = 1
+    stop_rate: float = 0.0  # users a second to stop when above target (0: at once)
 
 
 @dataclass
@@ -135,6 +165,9 @@ class Rate(Message):
     rate: float
     max_users: int
     pre_allocate: int = 0
+    version: int = 0
+    slot: int = 0  # this worker's index among ``slots``: its arrivals fall i/N of an interval after the grid
+    slots: int = 1
 
 
 @dataclass
@@ -157,10 +190,26 @@ class MasterHeartbeat(Message):
     master_id: str = ""  # a worker that sees another master's id re-introduces itself
 
 
+@dataclass
+class Ack(Message):
+    """The master's answer to a heartbeat: renews the lease, samples the clock, acknowledges deltas up to
+    ``stats``, and repeats the worker's desired state (``desired``: a Target or Rate as a map) until it runs it."""
+
+    type: ClassVar[str] = "ack"
+    seq: int
+    sent: float = 0.0
+    clock: float = 0.0
+    stats: int = 0
+    lease: float = 0.0
+    test_id: str = ""
+    master_id: str = ""
+    desired: dict[str, Any] = field(default_factory=dict)
+
+
 MESSAGES: dict[str, type[Message]] = {
     cls.type: cls
-    for cls in (Hello, Heartbeat, Stats, Started, Warning_, Bye, Welcome, Reject, Start, Target, Rate, Stop, Quit,
-                MasterHeartbeat)
+    for cls in (Hello, Heartbeat, Stats, Started, Warning_, Event, Bye, Welcome, Reject, Start, Target, Rate, Stop, Quit,
+                MasterHeartbeat, Ack)
 }
 _FIELDS = {name: {f.name: f for f in dataclasses.fields(cls)} for name, cls in MESSAGES.items()}
 _REQUIRED = {
@@ -209,6 +258,18 @@ def decode(frame: bytes) -> Message:
             raise FrameError(f"{name}.{key}: wrong type {type(value).__name__}")
         values[key] = value
     return cls(**values)
+
+
+def as_map(message: Message) -> dict[str, Any]:
+    """A message as the map ``decode_map`` reads back (one message inside another)."""
+    data = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    data["type"] = message.type
+    return data
+
+
+def decode_map(data: dict[str, Any]) -> Message:
+    """A message carried inside another as a map; ``FrameError`` for anything malformed."""
+    return decode(msgpack.packb(data, use_bin_type=True))
 
 
 def _annotation(spec: dataclasses.Field[Any]) -> type:

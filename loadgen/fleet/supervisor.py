@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ MAX_RESTART_DELAY = 30.0
 STABLE_SECONDS = 30.0  # a child that ran this long resets its restart back-off
 PR_SET_PDEATHSIG = 1
 GROUP_ENV = "LOADGEN_WORKER_GROUP"  # how many processes the supervisor runs: each child says so in its hello
+GROUP_ID_ENV = "LOADGEN_WORKER_GROUP_ID"  # the same for every child of one supervisor: the master counts it once
 
 
 def parse_processes(text: str) -> int:
@@ -35,6 +37,11 @@ def group_size() -> int:
     """The size of this worker's process group (1 unless started by ``--processes N``)."""
     text = os.environ.get(GROUP_ENV, "1")
     return max(1, int(text)) if text.isdigit() else 1
+
+
+def group_id() -> str:
+    """The id this worker's machine group goes by ("" for a lone worker: it is its own group)."""
+    return os.environ.get(GROUP_ID_ENV, "")[:200]
 
 
 def child_argv(argv: list[str]) -> list[str]:
@@ -83,7 +90,8 @@ class _Slot:
 def supervise(count: int, argv: list[str]) -> int:
     """Run ``count`` children; restart crashed ones (with back-off); exit when all have finished cleanly."""
     command = child_argv(argv)
-    env = dict(os.environ, LOADGEN_PROCESSES="1", **{GROUP_ENV: str(count)})
+    group = f"{socket.gethostname()}-{os.getpid()}"
+    env = dict(os.environ, LOADGEN_PROCESSES="1", **{GROUP_ENV: str(count), GROUP_ID_ENV: group})
     slots = [_Slot() for _ in range(count)]
     stopping = False
     prctl = _prctl()  # looked up before any fork: nothing but a system call runs in the child

@@ -23,6 +23,8 @@ from loadgen.stats.window import Window
 from loadgen.stats.workers import WorkerRow
 
 TIMELINE_SECONDS = 24 * 3600
+RECENT_SECONDS = 120  # closed seconds a late delta can still be put into, with their latency histograms
+LATE_AFTER = 1.0  # a delta that ended this long before the current second began belongs to an earlier one
 
 
 class Aggregate:
@@ -46,14 +48,18 @@ class Aggregate:
         self._warning_keys: set[tuple[str, str]] = set()
         self.target_users = 0
         self.peak_users = 0
-        self.timeline: deque[tuple[Any, ...]] = deque(maxlen=timeline_seconds)
+        self.timeline: deque[list[Any]] = deque(maxlen=timeline_seconds)
         self._second = Window()
+        self._window_opened = self._t0
+        self._recent: deque[tuple[float, Window, list[Any]]] = deque(maxlen=RECENT_SECONDS)
+        self.late_unbinned = 0  # deltas that arrived too late for their own second
+        self.events: list[dict[str, Any]] = []  # fleet events with their intervals (losses, fences, rejoins)
         self._latency_total = Histogram()  # every request's latency, kept as deltas arrive
 
     # ---- input -------------------------------------------------------------------------------------------
     def restart_clock(self) -> None:
         self.started_at = self._wall_clock()
-        self._t0 = self._clock()
+        self._t0 = self._window_opened = self._clock()
 
     def add_worker(self, worker_id: str, host: str, processes: int = 1) -> WorkerRow:
         row = self.workers.get(worker_id)
@@ -63,9 +69,13 @@ class Aggregate:
         row.state = "running"
         return row
 
-    def add_delta(self, worker_id: str, delta: StatsDelta) -> None:
-        """Merge one process's delta into the totals and the current second."""
+    def add_delta(self, worker_id: str, delta: StatsDelta, at: float | None = None) -> None:
+        """Merge one process's delta into the totals and into the second it measured: the current one, or,
+        for a delta that ended (``at``, on this aggregate's clock) before the current second began, the
+        timeline's second it belongs to (a worker back from a network cut)."""
         window = self._second
+        if at is not None and at < self._window_opened - LATE_AFTER:
+            window = self._late_window(at)
         by_endpoint = window.by_endpoint
         for key, entry in delta.entries.items():
             total = self.entries.get(key)
@@ -93,6 +103,8 @@ class Aggregate:
         self.missed += delta.missed
         window.dropped += delta.dropped
         window.missed += delta.missed
+        if window is not self._second:
+            self._rewrite_row(window)
         row = self.workers.get(worker_id)
         if row is None:
             row = self.add_worker(worker_id, "local")
@@ -102,6 +114,22 @@ class Aggregate:
         row.failures += delta.failures
         row.cpu_percent = delta.cpu_percent
         row.rss_mb = delta.rss_mb
+
+    def _late_window(self, at: float) -> Window:
+        """The closed second that contains ``at``; the current one if it is older than the recent seconds."""
+        for closed_at, window, _row in self._recent:
+            if at <= closed_at:
+                return window
+        self.late_unbinned += 1
+        return self._second
+
+    def _rewrite_row(self, window: Window) -> None:
+        for _closed_at, recent, row in self._recent:
+            if recent is window:
+                p50, p95, p99 = window.latency.percentiles((0.5, 0.95, 0.99))
+                row[2:9] = [window.requests, window.failures, window.dropped, window.missed, ms(p50), ms(p95),
+                            ms(p99)]
+                return
 
     def warn(self, kind: str, message: str, key: str | None = None) -> bool:
         """Add a warning once per (kind, key); returns whether it was new."""
@@ -114,6 +142,25 @@ class Aggregate:
 
     def notify(self, notice: Notice) -> bool:
         return self.warn(notice.kind, notice.message, key=notice.key)
+
+    def add_event(self, kind: str, worker: str, start: float, end: float | None, users: int = 0,
+                  detail: str = "") -> dict[str, Any]:
+        """An interval the report must show (``start``/``end`` on this aggregate's clock; ``end`` None while
+        open); returns the event so its end can be set later."""
+        event: dict[str, Any] = {"kind": kind, "worker": worker, "t": round(start - self._t0, 2),
+                                 "until": None if end is None else round(end - self._t0, 2),
+                                 "users": users, "detail": detail}
+        self.events.append(event)
+        return event
+
+    def close_event(self, event: dict[str, Any], end: float, detail: str | None = None) -> None:
+        event["until"] = round(end - self._t0, 2)
+        if detail is not None:
+            event["detail"] = detail
+
+    def since_start(self, at: float) -> float:
+        """A time on this aggregate's clock as seconds into the test."""
+        return at - self._t0
 
     # ---- time --------------------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -136,8 +183,12 @@ class Aggregate:
         p50, p95, p99 = window.latency.percentiles((0.5, 0.95, 0.99))
         t = round(self.elapsed(), 3)
         previous = self.timeline[-1][0] if self.timeline else 0.0
-        self.timeline.append((t, users, window.requests, window.failures, window.dropped, window.missed,
-                              ms(p50), ms(p95), ms(p99), round(cpu, 1)))
+        row = [t, users, window.requests, window.failures, window.dropped, window.missed,
+               ms(p50), ms(p95), ms(p99), round(cpu, 1)]
+        self.timeline.append(row)
+        now = self._clock()
+        self._recent.append((now, window, row))
+        self._window_opened = now
         snapshot = build_snapshot(self, t, max(1e-3, t - previous), window, users, (p50, p95, p99),
                                   context or TickContext())
         self._second = Window()

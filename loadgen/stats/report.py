@@ -91,6 +91,7 @@ def build_report(aggregate: AggregateView, options: dict[str, Any] | None = None
         "connections": connection_summary(aggregate.counters),
         "workers": [row.as_dict(final=True) for row in aggregate.workers.values()],
         "warnings": list(aggregate.warnings),
+        "events": [dict(event) for event in aggregate.events],
         "thresholds": [],
         "options": dict(options or {}),
         "timeline": [dict(zip(TIMELINE_FIELDS, point)) for point in aggregate.timeline],

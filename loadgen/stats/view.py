@@ -21,9 +21,10 @@ class AggregateView(Protocol):
     missed: int
     workers: dict[str, WorkerRow]
     warnings: list[dict[str, Any]]
+    events: list[dict[str, Any]]
     target_users: int
     peak_users: int
-    timeline: deque[tuple[Any, ...]]
+    timeline: deque[list[Any]]
 
     @property
     def users(self) -> int: ...

@@ -111,6 +111,25 @@ def decode_delta(data: Any) -> StatsDelta:
     return delta
 
 
+def merge_wire(first: Wire, second: Wire) -> Wire:
+    """Two encoded deltas of one process, back to back, as one (a worker's backlog after a long cut)."""
+    merged = StatsDelta()
+    for data in (first, second):
+        part = decode_delta(data)
+        for key, entry in part.entries.items():
+            total = merged.entries.get(key)
+            if total is None:
+                total = merged.entries[key] = Entry(key[0], key[1])
+            total.merge(entry)
+        merged.errors.merge(part.errors)
+        for name, value in part.counters.items():
+            merged.counters[name] = merged.counters.get(name, 0) + value
+        merged.dropped += part.dropped
+        merged.missed += part.missed
+        merged.users, merged.cpu_percent, merged.rss_mb, merged.t = part.users, part.cpu_percent, part.rss_mb, part.t
+    return encode_delta(merged.seal())
+
+
 def validate_delta(delta: Any) -> None:
     """Raise ``WireError`` unless ``delta`` is a well-formed encoded delta (C-speed checks: this runs for every
     endpoint of every worker every second)."""

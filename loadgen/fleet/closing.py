@@ -1,0 +1,26 @@
+"""The master's last word on each worker when a test ends: its report row's state, its open events closed,
+and a named line for every worker whose final numbers never arrived."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from loadgen.fleet.intake import Intake
+from loadgen.fleet.peers import Peer, PeerState
+from loadgen.stats.aggregate import Aggregate
+
+
+def close_accounts(peers: Iterable[Peer], aggregate: Aggregate, intake: Intake, end: float) -> None:
+    for peer in peers:
+        row = aggregate.workers.get(peer.id)
+        if row is not None:
+            row.state = "lost" if peer.state == PeerState.LOST and not peer.final else "done"
+        if peer.lost_event is not None:
+            aggregate.close_event(peer.lost_event, end)
+            peer.lost_event = None
+        if peer.started and not peer.final:
+            text = (f"worker {peer.id} ({peer.host}): its final numbers never arrived (the link was cut or the "
+                    f"process died); requests it made after its last acknowledged delta "
+                    f"(#{intake.acknowledged(peer)}) are missing from this report")
+            aggregate.warn("worker", text, key=f"final:{peer.id}")
+            aggregate.add_event("final missing", peer.id, end, end, peer.users, text)

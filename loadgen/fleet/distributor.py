@@ -1,0 +1,44 @@
+"""The master's split of the fleet target over its running workers, as the desired state each is sent:
+its users or rate, a version (so a repeat changes nothing), its slot in the fleet (phase spreading), and
+on a handover the pace at which it gives users up (pure: no sockets)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from loadgen.fleet.protocol import Rate, Target
+from loadgen.fleet.shares import handover_rates, shares
+from loadgen.model.plan import TestPlan
+from loadgen.model.targets import LoadTarget
+from loadgen.script.loader import Script
+
+
+class Distributor:
+    def __init__(self, script: Script) -> None:
+        classes = script.user_classes
+        self.weights = {name: cls.weight for name, cls in classes.items()}
+        self.fixed = {name: cls.fixed_count for name, cls in classes.items()}
+        self.plan: TestPlan | None = None
+        self.target: LoadTarget | None = None
+        self.version = 0
+        self._assigned: dict[str, dict[str, int]] = {}  # the users per class each worker was last sent
+
+    def begin(self, plan: TestPlan) -> None:
+        self.plan = plan
+        self._assigned = {}
+
+    def split(self, test_id: str, workers: Sequence[str], handover: bool = False) -> dict[str, Target | Rate]:
+        """Each worker's desired state (``workers`` in a stable order: it gives the slots)."""
+        if not workers or self.plan is None or self.target is None:
+            return {}
+        previous = self._assigned
+        messages = shares(test_id, list(workers), self.target, self.plan, self.weights, self.fixed, previous)
+        self._assigned = {w: m.counts for w, m in messages.items() if isinstance(m, Target)}
+        stop_rates = handover_rates(previous, messages) if handover else {}
+        self.version += 1
+        for index, worker in enumerate(workers):
+            message = messages[worker]
+            message.version, message.slot, message.slots = self.version, index, len(workers)
+            if isinstance(message, Target):
+                message.stop_rate = stop_rates.get(worker, 0.0)
+        return messages

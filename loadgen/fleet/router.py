@@ -1,0 +1,53 @@
+"""The master's socket: a ROUTER (with its CURVE authenticator) that hands each frame to the master and
+sends without ever blocking."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import gevent
+import zmq.green as zmq
+
+from loadgen.fleet.link import bind_endpoint, master_socket, printable
+from loadgen.fleet.protocol import Message, encode
+from loadgen.fleet.security import CurveKeys, ZapHandler
+
+log = logging.getLogger("loadgen.fleet.router")
+
+
+class Router:
+    def __init__(self, bind: str, keys: CurveKeys | None) -> None:
+        self.context = zmq.Context()
+        self.zap: ZapHandler | None = ZapHandler(self.context, keys.allowed) if keys is not None else None
+        self.endpoint = bind_endpoint(bind)
+        self.socket = master_socket(self.context, bind, self.endpoint, keys)
+
+    def send(self, identity: bytes, message: Message) -> None:
+        try:
+            self.socket.send_multipart([identity, encode(message)], flags=zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.debug("send to %s failed: %s", printable(identity), exc)
+
+    def receive_loop(self, on_frames: Callable[[list[bytes]], None]) -> None:
+        """Hand every multipart frame to ``on_frames`` until the socket is closed."""
+        sock = self.socket
+        while True:
+            try:
+                frames = sock.recv_multipart(copy=True)
+            except zmq.ZMQError:
+                if sock.closed:
+                    return
+                gevent.sleep(0.01)
+                continue
+            on_frames(frames)
+
+    @property
+    def refused(self) -> int:
+        """Connections CURVE refused (their key is not allowed)."""
+        return self.zap.refused if self.zap is not None else 0
+
+    def close(self) -> None:
+        if self.zap is not None:
+            self.zap.close()
+        self.socket.close(linger=500)
