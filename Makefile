@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install deps demo test lint bench bench-quick clean
+.PHONY: install deps demo test faults lint bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ deps: install  ## what the tests need beyond .venv: system packages (apt-get, as
 
 test: deps lint  ## lint, then the whole suite with nothing skipped (what CI runs)
 	LOADGEN_NO_SKIPS=1 $(BIN)/pytest -q $(PYTEST_ARGS)
+
+faults: deps  ## the fleet under real faults: namespaces, cuts, loss, latency, SIGSTOP (root; ~8 min; CI runs it)
+	LOADGEN_FAULTS=1 LOADGEN_NO_SKIPS=1 $(BIN)/pytest -q -p no:cacheprovider tests/faults $(PYTEST_ARGS)
 
 lint: install  ## ruff, the import layers (import-linter) and the types (mypy)
 	$(BIN)/ruff check loadgen tests bench

@@ -14,6 +14,8 @@ declare -A NEED=(
   [ps]=procps
   [taskset]=util-linux
   [make]=make
+  [ip]=iproute2                 # network namespaces and veth pairs for the fault suite
+  [nft]=nftables                # cuts and packet loss in those namespaces
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -40,7 +40,7 @@ import msgpack
 import psutil
 import zmq
 
-PROTOCOL_VERSION = 1  # loadgen.fleet.protocol.PROTOCOL_VERSION (kept literal: this bench speaks the wire format)
+PROTOCOL_VERSION = 2  # loadgen.fleet.protocol.PROTOCOL_VERSION (kept literal: this bench speaks the wire format)
 LEADS = (0.5, 0.2, 0.1, 0.05, 0.02)
 BASE_REQUESTS = 9000  # per worker per second; + k in second k
 SCRIPT = """\
@@ -114,13 +114,26 @@ class SimWorker:
         self.welcomed = False
         self.target_at: float | None = None
         self.stopped = False
+        self.beats = 0
+        self.seq = 0  # numbered deltas, as real workers send them
 
     def send(self, data: dict) -> None:
         self.socket.send(packb(data))
 
     def hello(self) -> None:
         self.send({"type": "hello", "version": PROTOCOL_VERSION, "worker_id": self.id, "host": "sim",
-                   "pid": os.getpid(), "session": self.id})
+                   "pid": os.getpid(), "session": self.id, "group": self.id})
+
+    def stats(self, delta: dict, final: bool = False) -> None:
+        self.seq += 1
+        self.send({"type": "stats", "test_id": self.test_id, "delta": delta, "final": final, "run": "r",
+                   "seq": self.seq, "last": self.seq})
+
+    def heartbeat(self) -> None:
+        self.beats += 1
+        self.send({"type": "heartbeat", "state": "running" if self.test_id else "idle", "users": 1,
+                   "cpu_percent": 35.0, "rss_mb": 60.0, "test_id": self.test_id, "seq": self.beats,
+                   "sent": time.monotonic()})
 
     def handle(self, frame: bytes) -> None:
         message = msgpack.unpackb(frame, raw=False)
@@ -129,13 +142,12 @@ class SimWorker:
             self.welcomed = True
         elif kind == "start":
             self.test_id = message["test_id"]
-            self.send({"type": "started", "test_id": self.test_id})
+            self.send({"type": "started", "test_id": self.test_id, "run": "r"})
         elif kind == "target" and self.target_at is None and sum(message["counts"].values()) > 0:
             self.target_at = time.monotonic()
         elif kind == "stop":
-            self.send({"type": "stats", "test_id": self.test_id, "final": True,
-                       "delta": {"e": [], "x": [], "k": {}, "u": 0, "d": 0, "p": 0, "cpu": 0.0, "rss": 0.0,
-                                 "t": time.time()}})
+            self.stats({"e": [], "x": [], "k": {}, "u": 0, "d": 0, "p": 0, "cpu": 0.0, "rss": 0.0,
+                        "t": time.time()}, final=True)
             self.send({"type": "bye", "reason": "test finished"})
             self.stopped = True
 
@@ -155,7 +167,8 @@ def schedule(t0: float, workers: int, seconds: int, phases: str,
     return events
 
 
-def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, min_lead: float) -> dict:
+def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, min_lead: float,
+        heartbeat_timeout: float = 10.0) -> dict:
     folder = tempfile.mkdtemp(prefix="loadgen-bench-")
     script = os.path.join(folder, "idle.py")
     with open(script, "w") as handle:
@@ -166,7 +179,7 @@ def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, m
     profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
     argv = [sys.executable, *profile, "-m", "loadgen", "master", "-f", script, "-u", str(workers), "-r", "100000",
             "-t", f"{seconds}s", "--expect-workers", str(workers), "--expect-workers-timeout", "60",
-            "--heartbeat-timeout", "10", "--bind", f"127.0.0.1:{port}", "--json", report_path, "-q"]
+            "--heartbeat-timeout", str(heartbeat_timeout), "--bind", f"127.0.0.1:{port}", "--json", report_path, "-q"]
     with open(os.path.join(folder, "master.err"), "wb") as err:
         master = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=folder, env=env)
     context = zmq.Context()
@@ -196,8 +209,7 @@ def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, m
                     if not sim.welcomed:
                         sim.hello()
                     elif not sim.stopped:
-                        sim.send({"type": "heartbeat", "state": "running" if sim.test_id else "idle",
-                                  "users": 1, "cpu_percent": 35.0, "rss_mb": 60.0, "test_id": sim.test_id})
+                        sim.heartbeat()
             if t0 is None:
                 started = [s.target_at for s in sims if s.target_at is not None]
                 if len(started) == workers:
@@ -212,8 +224,7 @@ def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, m
                         payloads.pop(k - 2, None)
                     sim = sims[index]
                     sent = time.time()
-                    sim.send({"type": "stats", "test_id": sim.test_id, "delta": payloads[k][id(sim.template)],
-                              "final": False})
+                    sim.stats(payloads[k][id(sim.template)])
                     smallest, first, _last = sends.get(k, (lead, sent, sent))
                     sends[k] = (min(smallest, lead), first, time.time())
                     if index == 0 and k in (2, seconds - 1):
@@ -290,6 +301,7 @@ def summarise(report: dict, sends: dict, cpu_window: list, wall0: float, workers
         "sent_requests": expected,
         "all_requests_counted": total == expected,
         "report_workers": len(report["workers"]),
+        "false_losses": sum(1 for e in report.get("events", []) if e["kind"] == "lost"),
         "warnings": [w["kind"] for w in report["warnings"]],
     }
 
@@ -302,9 +314,31 @@ def main() -> None:
     parser.add_argument("--buckets", type=int, default=300)
     parser.add_argument("--phases", choices=("spread", "burst"), default="spread")
     parser.add_argument("--min-lead", type=float, default=0.2, help="spread: the smallest lead, in seconds")
+    parser.add_argument("--curve", type=str, default=None,
+                        help="comma-separated fleet sizes (e.g. 100,500,1000,2000): one run each at the default "
+                             "3 s heartbeat timeout, printed as a table")
     args = parser.parse_args()
+    if args.curve:
+        print_curve([int(n) for n in args.curve.split(",")], args.seconds, args.endpoints, args.buckets)
+        return
     result = run(args.workers, args.seconds, args.endpoints, args.buckets, args.phases, args.min_lead)
     print(json.dumps(result, indent=2))
+
+
+def print_curve(sizes: list[int], seconds: int, endpoints: int, buckets: int) -> list[dict]:
+    """The master's cost as the fleet grows: one peer per host (a host merges its processes' deltas)."""
+    print(f"master load: one delta a second per host, {endpoints} endpoints x {buckets} buckets each, "
+          f"3 s heartbeat timeout")
+    print(f"{'hosts':>6} {'master CPU % of a core':>23} {'RSS MB':>7} {'on time':>8} {'false losses':>13} "
+          f"{'all counted':>12}")
+    results = []
+    for size in sizes:
+        result = run(size, seconds, endpoints, buckets, "spread", 0.2, heartbeat_timeout=3.0)
+        results.append(result)
+        print(f"{size:>6} {result['master_cpu_percent_of_one_core']!s:>23} {result['master_rss_mb']!s:>7} "
+              f"{result['on_time_fraction']:>8} {result['false_losses']:>13} {result['all_requests_counted']!s:>12}",
+              flush=True)
+    return results
 
 
 if __name__ == "__main__":

@@ -279,13 +279,23 @@ def meta(locust_version: str | None, k6_version: str | None = None) -> dict[str,
             "loadavg_at_start": os.getloadavg()}
 
 
+def master_table(res: dict[str, Any]) -> list[str]:
+    """The master's CPU and correctness as the fleet grows (bench/master_load.py)."""
+    rows = ["| hosts | master CPU (% of one core) | master RSS MB | deltas on time | false losses | all counted |",
+            "|---:|---:|---:|---:|---:|:---|"]
+    for r in res.get("curve", []):
+        rows.append(f"| {r['workers']} | {r['master_cpu_percent_of_one_core']} | {r['master_rss_mb']} | "
+                    f"{r['on_time_fraction']} | {r['false_losses']} | {r['all_requests_counted']} |")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="loadgen benchmarks (see bench/README.md)")
     parser.add_argument("--quick", action="store_true", help="1 round x 5 s, smaller memory/accuracy runs")
     parser.add_argument("--smoke", action="store_true", help="2 s loadgen vs lean over HTTP, no Locust, no k6 (CI)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--duration", type=float, default=None, help="seconds per throughput run")
-    parser.add_argument("--sections", default="throughput,memory,accuracy")
+    parser.add_argument("--sections", default="throughput,memory,accuracy,master")
     parser.add_argument("--no-locust", action="store_true", help="skip everything that needs Locust")
     parser.add_argument("--no-k6", action="store_true", help="leave k6 out of the throughput section")
     parser.add_argument("--out", default=str(BENCH / "results"), help="where JSON and latest.md go")
@@ -377,11 +387,22 @@ def main(argv: list[str] | None = None) -> int:
         results["accuracy"] = res
         md += ["## Accuracy", ""] + accuracy.table(res) + [""]
 
+    if "master" in sections:
+        log("master load")
+        import master_load
+
+        sizes = [100, 500] if args.quick else [100, 500, 1000, 2000]
+        curve = master_load.print_curve(sizes, 10 if args.quick else 15, 20, 300)
+        results["master"] = {"curve": curve}
+        md += ["## Master load (one delta a second per host, 20 endpoints)", ""] + master_table(results["master"]) \
+            + [""]
+
     # sections not run this time: keep their last figures in latest.md, marked as such
     renderers = {"throughput": ("## Throughput", throughput_table),
                  "memory": ("## Memory (HTTPS, one keep-alive connection per user, constant_throughput(0.1))",
                             memory.table),
-                 "accuracy": ("## Accuracy", accuracy.table)}
+                 "accuracy": ("## Accuracy", accuracy.table),
+                 "master": ("## Master load (one delta a second per host, 20 endpoints)", master_table)}
     for name, (title, render) in renderers.items():
         old = out / f"{name}.json"
         if name not in results and old.exists() and not args.smoke:

@@ -13,7 +13,7 @@ from loadgen.fleet.ledger import Ledger, Verdict
 from loadgen.fleet.liveness import Liveness
 from loadgen.fleet.outbox import RESEND_AFTER, Outbox
 from loadgen.fleet.protocol import Ack, Target, as_map, decode, decode_map, encode
-from loadgen.fleet.shares import handover_rates
+from loadgen.fleet.shares import handover_seconds
 from loadgen.stats.aggregate import Aggregate
 from loadgen.stats.recorder import Recorder
 from loadgen.stats.wire import decode_delta, encode_delta, merge_wire
@@ -117,12 +117,11 @@ def test_a_master_that_did_not_run_credits_its_workers_instead_of_losing_them() 
     assert live.check(peers, 12.5) is None
 
 
-def test_a_handover_stops_users_at_the_pace_the_taker_starts_them() -> None:
+def test_a_handover_lasts_as_long_as_the_slowest_taker_needs() -> None:
     previous = {"a": {"U": 10}, "b": {"U": 10}}
     messages = {"a": Target("t", {"U": 7}, 2.0), "b": Target("t", {"U": 7}, 2.0), "c": Target("t", {"U": 6}, 2.0)}
-    rates = handover_rates(previous, messages)
-    assert rates == {"a": pytest.approx(1.0), "b": pytest.approx(1.0)}  # c needs 3 s for its 6; a, b lose 3 each
-    assert handover_rates(previous, {"a": Target("t", {"U": 20}, 2.0)}) == {}
+    assert handover_seconds(previous, messages) == pytest.approx(3.0)  # c needs 3 s to start its 6
+    assert handover_seconds(previous, {"a": Target("t", {"U": 5}, 2.0)}) == 0.0  # nobody gains: at once
 
 
 def test_slots_interleave_on_the_fleet_grid() -> None:
@@ -164,7 +163,7 @@ def test_a_late_delta_goes_into_the_second_it_measured() -> None:
 
 
 def test_desired_state_travels_inside_an_ack() -> None:
-    target = Target("t", {"U": 3}, 1.5, version=7, slot=1, slots=3, stop_rate=0.5)
+    target = Target("t", {"U": 3}, 1.5, version=7, slot=1, slots=3, handover=0.5)
     ack = decode(encode(Ack(seq=4, desired=as_map(target))))
     assert isinstance(ack, Ack)
     assert decode_map(ack.desired) == target

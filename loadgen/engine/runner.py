@@ -38,7 +38,7 @@ class Runner:
         self._stopped = False
         self._forced = False
         self.placement = Placement()
-        self.stop_rate = 0.0  # users a second to stop when above target (0: at once)
+        self.stop_rate = 0.0  # users a second to stop when above target (0: at once): set by a handover
         self.suspended = False  # fenced: no users run until resume()
 
     # ---- closed model ------------------------------------------------------------------------------------
@@ -57,21 +57,26 @@ class Runner:
         fixed = {name: cls.fixed_count for name, cls in self.user_classes.items()}
         self.set_target(class_counts(total, self.weights(), fixed), spawn_rate)
 
-    def set_target(self, counts: Mapping[str, int], spawn_rate: float, stop_rate: float = 0.0) -> None:
-        """Target user counts per class, reached at ``spawn_rate`` users a second (and, when ``stop_rate`` is
-        set, left at that many a second: a handover to a joining worker that starts them at the same pace)."""
+    def set_target(self, counts: Mapping[str, int], spawn_rate: float, handover: float = 0.0) -> None:
+        """Target user counts per class, reached at ``spawn_rate`` users a second. With ``handover`` (seconds),
+        the users above target are given up evenly over that time, however many there are now: a joining
+        worker starts them at that pace, so the fleet's total holds."""
         if self._stopped:
             return
         self.target = {name: max(0, int(counts.get(name, 0))) for name in self.user_classes}
         self.spawn_rate = max(spawn_rate, 0.001)
-        self.stop_rate = max(0.0, stop_rate)
+        if handover > 0:
+            surplus = sum(max(0, len(self.records[n]) - self.target[n]) for n in self.user_classes)
+            self.stop_rate = surplus / handover if surplus else 0.0
+        else:
+            self.stop_rate = 0.0
         if not self.suspended and (self._spawner is None or self._spawner.dead):
             self._spawner = gevent.spawn(self._spawn_loop)
 
     def _spawn_loop(self) -> None:
         placement = self.placement
         credit = 1.0 - placement.slot / max(1, placement.slots)  # slot i of N starts i/N of a spawn later
-        stop_credit = 1.0
+        stop_credit = 0.0  # a handover: the first user leaves after 1/stop_rate, once its taker has started one
         last = time.monotonic()
         while not self._stopped and not self.suspended:
             now = time.monotonic()

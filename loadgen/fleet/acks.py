@@ -6,15 +6,18 @@ from __future__ import annotations
 from loadgen.fleet.peers import Peer, PeerState
 from loadgen.fleet.protocol import Ack, Heartbeat, as_map
 
+NO_LEASE = -1.0  # the master does not count this worker in (lost after the test, done, idle): run nothing
+
 
 def answer(peer: Peer, beat: Heartbeat | None, clock: float, acknowledged: int, lease: float, test_id: str,
            master_id: str) -> Ack:
-    """Renews the lease (when it answers a heartbeat), acknowledges deltas up to ``acknowledged``, and
-    repeats the worker's desired state until it says it runs it."""
+    """Renews the lease (when it answers a heartbeat of a worker the master counts as running), acknowledges
+    deltas up to ``acknowledged``, and repeats the worker's desired state until it says it runs it."""
     desired = peer.desired
     repeat = desired is not None and peer.applied < desired.version and peer.state == PeerState.RUNNING
+    granted = lease if peer.state in (PeerState.RUNNING, PeerState.STARTING) else NO_LEASE
     return Ack(seq=beat.seq if beat is not None else 0, sent=beat.sent if beat is not None else 0.0, clock=clock,
-               stats=acknowledged, lease=lease, test_id=test_id, master_id=master_id,
+               stats=acknowledged, lease=granted, test_id=test_id, master_id=master_id,
                desired=as_map(desired) if repeat and desired is not None else {})
 
 

@@ -22,6 +22,7 @@ from loadgen.fleet.protocol import Event, Message, Rate, Stats, Target, Warning_
 from loadgen.stats.wire import encode_delta, merge_wire
 
 FENCE_CHECK = 0.05  # seconds between lease checks
+CLOCK_REALIGN = 0.002  # a better clock estimate this far off moves the arrival grid
 
 
 class Assignment:
@@ -42,7 +43,11 @@ class Assignment:
         self.fenced_since: float | None = None
         self.fenced_users = 0
         self.ended = False
+        self.closing = False  # told to stop: a renewed lease no longer restarts the users
+        self.granted = False  # the first lease has been granted
         self._last_flush = time.monotonic()
+        env.runner.placement.offset = clock.offset
+        env.runner.placement.run_until = lease.until
         self._greenlets = [gevent.spawn(self._stats_loop), gevent.spawn(self._fence_loop)]
 
     # ---- desired state -----------------------------------------------------------------------------------
@@ -57,7 +62,7 @@ class Assignment:
         moved = (placement.slot, placement.slots) != (message.slot, max(1, message.slots))
         placement.slot, placement.slots = message.slot, max(1, message.slots)
         if isinstance(message, Target):
-            runner.set_target(message.counts, message.spawn_rate, message.stop_rate)
+            runner.set_target(message.counts, message.spawn_rate, message.handover)
         else:
             runner.set_rate(message.rate, max(1, message.max_users), message.pre_allocate)
             if moved:
@@ -67,16 +72,20 @@ class Assignment:
         """An answered heartbeat: the lease and the clock moved."""
         placement = self.env.runner.placement
         placement.run_until = self.lease.until
-        placement.offset = self.clock.offset
+        if abs(placement.offset - self.clock.offset) > CLOCK_REALIGN:
+            placement.offset = self.clock.offset
+            self.env.runner.realign()
 
     # ---- fence -------------------------------------------------------------------------------------------
     def _fence_loop(self) -> None:
         while not self.ended:
             now = time.monotonic()
             valid = self.lease.valid(now)
-            if not valid and self.fenced_since is None:
-                self._fence(now)
-            elif valid and self.fenced_since is not None:
+            if valid:
+                self.granted = True
+            if not valid and self.fenced_since is None and self.granted:
+                self._fence(now)  # before the first grant nothing runs anyway (the runner holds)
+            elif valid and self.fenced_since is not None and not self.closing:
                 self._unfence(now)
             gevent.sleep(FENCE_CHECK)
 
@@ -127,10 +136,11 @@ class Assignment:
         start, self._last_flush = self._last_flush, now
         self.outbox.add(encode_delta(delta), self.clock.master_time(start), self.clock.master_time(now), final)
 
-    def push(self, reconnected: bool = False) -> None:
-        """Send what is due, unless the lease has lapsed (then it waits, and may be merged)."""
+    def push(self, reconnected: bool = False, force: bool = False) -> None:
+        """Send what is due, unless the lease has lapsed (then it waits, and may be merged); ``force``: the
+        test is over, send whatever the lease."""
         now = time.monotonic()
-        if not self.lease.valid(now) and not reconnected:
+        if not self.lease.valid(now) and not (reconnected or force):
             return
         for item in self.outbox.due(now, reconnected):
             sent = self._send(Stats(test_id=self.test_id, delta=item.delta, final=item.final, run=self.run,
@@ -162,7 +172,7 @@ class Assignment:
         deadline = time.monotonic() + timeout
         while self.outbox.pending and time.monotonic() < deadline:
             gevent.sleep(0.1)
-            self.push()
+            self.push(force=True)
         return not self.outbox.pending
 
     def drop(self) -> None:

@@ -9,6 +9,18 @@ from loadgen.fleet.intake import Intake
 from loadgen.fleet.peers import Peer, PeerState
 from loadgen.stats.aggregate import Aggregate
 
+DRAIN_TIMEOUT = 30.0  # seconds the report waits for deltas received but not merged yet
+
+
+def drain(intake: Intake, aggregate: Aggregate) -> None:
+    """Merge what has been received before the report is written; say so if the master cannot keep up."""
+    left = intake.drain(DRAIN_TIMEOUT)
+    if left:
+        aggregate.warn("worker", f"the master could not merge {left} deltas it received within {DRAIN_TIMEOUT:g} s "
+                       "of the end (it was overloaded): their requests are missing from this report; use fewer "
+                       "worker processes per machine or a faster master", key="backlog")
+    intake.merging = False
+
 
 def close_accounts(peers: Iterable[Peer], aggregate: Aggregate, intake: Intake, end: float) -> None:
     for peer in peers:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from loadgen.fleet.protocol import Rate, Target
-from loadgen.fleet.shares import handover_rates, shares
+from loadgen.fleet.shares import handover_seconds, shares
 from loadgen.model.plan import TestPlan
 from loadgen.model.targets import LoadTarget
 from loadgen.script.loader import Script
@@ -34,11 +34,11 @@ class Distributor:
         previous = self._assigned
         messages = shares(test_id, list(workers), self.target, self.plan, self.weights, self.fixed, previous)
         self._assigned = {w: m.counts for w, m in messages.items() if isinstance(m, Target)}
-        stop_rates = handover_rates(previous, messages) if handover else {}
+        seconds = handover_seconds(previous, messages) if handover else 0.0
         self.version += 1
         for index, worker in enumerate(workers):
             message = messages[worker]
             message.version, message.slot, message.slots = self.version, index, len(workers)
             if isinstance(message, Target):
-                message.stop_rate = stop_rates.get(worker, 0.0)
+                message.handover = seconds
         return messages

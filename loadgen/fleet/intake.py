@@ -58,11 +58,12 @@ class Intake:
     def backlog(self) -> int:
         return len(self._queue)
 
-    def drain(self, timeout: float) -> None:
-        """Wait (a while) until everything received has been merged."""
+    def drain(self, timeout: float) -> int:
+        """Wait until everything received has been merged (at most ``timeout`` s); returns what is left."""
         with gevent.Timeout(timeout, False):
             while self._queue:
                 gevent.sleep(0.01)
+        return len(self._queue)
 
     def _merge_loop(self) -> None:
         queue = self._queue

@@ -49,12 +49,16 @@ class Lease:
         return self.seq
 
     def answered(self, seq: int, duration: float) -> float | None:
-        """The master answered heartbeat ``seq``: extend the lease; returns when that heartbeat was sent."""
+        """The master answered heartbeat ``seq``: extend the lease (or end it: a negative ``duration``);
+        returns when that heartbeat was sent."""
         sent = self._sent.get(seq)
         if sent is None:
             return None
         for old in [s for s in self._sent if s <= seq]:
             del self._sent[old]
+        if duration < 0:
+            self.until = -math.inf  # denied: the master does not count us in
+            return sent
         if duration > 0:
             self.duration = duration
         self.until = max(self.until, sent + self.duration)

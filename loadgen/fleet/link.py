@@ -13,6 +13,21 @@ from loadgen.model.addresses import parse_host_port
 from loadgen.model.errors import UsageError
 
 DEFAULT_PORT = 5557
+ZMTP_HEARTBEAT_MS = 1000  # ZeroMQ's own pings on an idle link
+ZMTP_TIMEOUT_MS = 5000  # a link with no traffic (not even pings) this long is dropped and redialled
+CONNECT_TIMEOUT_MS = 2000  # one dial attempt; else a long cut leaves the rejoin waiting on SYN back-off
+RECONNECT_MAX_MS = 2000
+
+
+def transport_liveness(sock: Any) -> None:
+    """TCP keepalive and ZMTP heartbeats on a socket: a dead link is noticed and redialled in seconds."""
+    sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, ZMTP_HEARTBEAT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, ZMTP_TIMEOUT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, ZMTP_TIMEOUT_MS)
 HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
@@ -26,6 +41,7 @@ def master_socket(context: Any, bind: str, endpoint: str, keys: CurveKeys | None
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
     sock.setsockopt(zmq.RCVHWM, 100_000)
     sock.setsockopt(zmq.SNDHWM, 10_000)
+    transport_liveness(sock)
     if keys is not None:
         keys.apply_server(sock)
     try:
@@ -45,6 +61,10 @@ def worker_socket(context: Any, endpoint: str, worker_id: str, keys: CurveKeys |
     sock.setsockopt(zmq.RCVHWM, 1000)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
     sock.setsockopt(zmq.IDENTITY, worker_id.encode())
+    transport_liveness(sock)
+    sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
+    sock.setsockopt(zmq.RECONNECT_IVL, 200)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
     monitor = None
     if keys is not None:
         keys.apply_client(sock)

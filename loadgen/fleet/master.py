@@ -13,7 +13,7 @@ from typing import Any
 import gevent
 
 from loadgen.fleet.acks import answer, lost_text, pause_text
-from loadgen.fleet.closing import close_accounts
+from loadgen.fleet.closing import close_accounts, drain
 from loadgen.fleet.distributor import Distributor
 from loadgen.fleet.gate import Gate
 from loadgen.fleet.intake import Intake
@@ -396,8 +396,7 @@ class Master:
                     self.send(peer, Stop(test_id=self.test_id, timeout=0.0))
                 deadline = min(deadline, now + self.heartbeat_timeout + 1.0)
             gevent.sleep(0.02)
-        self.intake.drain(2.0)
-        self.intake.merging = False
+        drain(self.intake, self.aggregate)
         close_accounts(self.peers.values(), self.aggregate, self.intake, self.clock())
         for notice in self.check():
             self.aggregate.notify(notice)

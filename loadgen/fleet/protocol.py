@@ -153,7 +153,7 @@ class Target(Message):
     version: int = 0  # desired-state version; the worker echoes the one it runs
     slot: int = 0  # this worker's index among ``slots``: its phases and spawns are offset by i/N
     slots: int = 1
-    stop_rate: float = 0.0  # users a second to stop when above target (0: at once)
+    handover: float = 0.0  # seconds over which to give up the users above target, evenly (0: at once)
 
 
 @dataclass

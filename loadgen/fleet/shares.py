@@ -38,22 +38,15 @@ def shares(test_id: str, workers: Sequence[str], target: LoadTarget, plan: TestP
     return result
 
 
-def handover_rates(previous: Mapping[str, Mapping[str, int]], messages: Mapping[str, Target | Rate]) -> dict[str, float]:
-    """Stop rates for the workers that give users up when others take them (a join, a return): each stops
-    its surplus over the time the slowest taker needs to start its gain, so the fleet's total holds."""
-    takers = 0.0
+def handover_seconds(previous: Mapping[str, Mapping[str, int]], messages: Mapping[str, Target | Rate]) -> float:
+    """How long the slowest taker needs to start its gain at its spawn rate (a join, a return): the workers
+    that give users up spread their surplus over that time, so the fleet's total holds. 0 when nobody gains
+    (or in the open model, where a rate moves at once)."""
+    seconds = 0.0
     for worker, message in messages.items():
         if not isinstance(message, Target):
-            return {}
+            return 0.0
         gain = sum(message.counts.values()) - sum(previous.get(worker, {}).values())
         if gain > 0:
-            takers = max(takers, gain / max(message.spawn_rate, MIN_SPAWN_RATE))
-    if takers <= 0:
-        return {}
-    rates = {}
-    for worker, message in messages.items():
-        assert isinstance(message, Target)
-        loss = sum(previous.get(worker, {}).values()) - sum(message.counts.values())
-        if loss > 0:
-            rates[worker] = loss / takers
-    return rates
+            seconds = max(seconds, gain / max(message.spawn_rate, MIN_SPAWN_RATE))
+    return seconds

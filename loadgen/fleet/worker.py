@@ -275,6 +275,8 @@ class Worker:
                         force()
                 return
             self._move(SessionState.STOPPING)
+            if self.assignment is not None:
+                self.assignment.closing = True
             gevent.spawn(self._stop, message.timeout)
         elif isinstance(message, Quit):
             if self.stay:

@@ -181,6 +181,22 @@ def threshold_lines(thresholds: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def event_lines(events: list[dict[str, Any]]) -> list[str]:
+    """Fleet events with their intervals: losses, fences, rejoins, a master that stalled."""
+    if not events:
+        return []
+    lines = ["", rule(f"Fleet events ({len(events)})")]
+    for event in events[:50]:
+        until = event.get("until")
+        span = f"{event.get('t', 0):.1f} s" if until is None or until == event.get("t") \
+            else f"{event.get('t', 0):.1f}-{until:.1f} s"
+        lines.append(f"  {span:>15}  {event.get('kind', ''):<14} {event.get('worker', '')}  "
+                     f"{event.get('users', 0)} users")
+    if len(events) > 50:
+        lines.append(f"  ... and {len(events) - 50} more (the JSON report has them all)")
+    return lines
+
+
 def format_summary(report: dict[str, Any]) -> str:
     """Render the final run summary as aligned plain text (no colour codes)."""
     totals = report.get("totals") or {}
@@ -197,6 +213,7 @@ def format_summary(report: dict[str, Any]) -> str:
     lines += error_lines(report.get("errors") or [])
     lines += ["", format_connections(report.get("connections") or {})]
     lines += worker_lines(report.get("workers") or [])
+    lines += event_lines(report.get("events") or [])
     warnings = report.get("warnings") or []
     if warnings:
         lines += ["", rule(f"Warnings ({len(warnings)})"), *(f"  ! {warning_text(w)}" for w in warnings)]
