@@ -75,10 +75,23 @@ def histogram(rng: random.Random, buckets: int, total: int) -> dict:
     return {"b": indexes, "c": counts, "n": total, "s": total * 15_000, "lo": 1000, "hi": 2_000_000}
 
 
+def merged_total(hists: list[dict]) -> dict:
+    """Every endpoint's histogram merged: the "T" a real worker seals into each delta, so the master merges
+    one histogram for the second's latency instead of all of them."""
+    counts: dict[int, int] = {}
+    for hist in hists:
+        for index, n in zip(hist["b"], hist["c"], strict=True):
+            counts[index] = counts.get(index, 0) + n
+    keys = sorted(counts)
+    return {"b": keys, "c": [counts[k] for k in keys], "n": sum(h["n"] for h in hists),
+            "s": sum(h["s"] for h in hists), "lo": min(h["lo"] for h in hists), "hi": max(h["hi"] for h in hists)}
+
+
 class Template:
     """One worker's delta; ``for_second(k)`` adds k requests to endpoint 0 (the marker)."""
 
-    def __init__(self, rng: random.Random, endpoints: int, buckets: int) -> None:
+    def __init__(self, rng: random.Random, endpoints: int, buckets: int, processes: int = 1) -> None:
+        self.processes = processes
         per_endpoint = BASE_REQUESTS // endpoints
         self.entries = []
         for i in range(endpoints):
@@ -87,6 +100,7 @@ class Template:
             self.entries.append({"m": "GET", "n": f"/api/resource-{i}", "r": per_endpoint, "f": failures,
                                  "b": per_endpoint * 512, "h": hist})
         self.errors = [["GET", f"/api/resource-{endpoints - 1}", "HTTP 503 Service Unavailable", 3]]
+        self.total = merged_total([entry["h"] for entry in self.entries])
 
     def for_second(self, k: int) -> dict:
         first = dict(self.entries[0])
@@ -96,9 +110,14 @@ class Template:
         hist["n"] += k
         first["h"] = hist
         first["r"] += k
-        return {"e": [first, *self.entries[1:]], "x": self.errors,
-                "k": {"opened": 0, "requests": BASE_REQUESTS + k}, "u": 1, "d": 0, "p": 0, "cpu": 35.0,
-                "rss": 60.0, "t": time.time()}
+        total = dict(self.total)
+        total["n"] += k
+        total["c"] = list(total["c"])
+        total["c"][total["b"].index(hist["b"][0])] += k
+        delta = {"e": [first, *self.entries[1:]], "x": self.errors,
+                 "k": {"opened": 0, "requests": BASE_REQUESTS + k}, "u": 1, "d": 0, "p": 0, "cpu": 35.0,
+                 "rss": 60.0, "t": time.time(), "T": total}
+        return delta
 
 
 class SimWorker:
@@ -108,6 +127,10 @@ class SimWorker:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.IDENTITY, self.id.encode())
         self.socket.setsockopt(zmq.SNDHWM, 100_000)
+        self.processes = template.processes
+        # a machine's merged delta carries a row per process (its own ids)
+        self.rows = {f"{self.id}-p{i}": [1000, 0, 1, 35.0, 60.0, 0] for i in range(self.processes)} \
+            if self.processes > 1 else None
         self.socket.connect(f"tcp://127.0.0.1:{port}")
         self.template = template
         self.test_id = ""
@@ -122,7 +145,7 @@ class SimWorker:
 
     def hello(self) -> None:
         self.send({"type": "hello", "version": PROTOCOL_VERSION, "worker_id": self.id, "host": "sim",
-                   "pid": os.getpid(), "session": self.id, "group": self.id})
+                   "pid": os.getpid(), "session": self.id, "group": self.id, "processes": self.processes})
 
     def stats(self, delta: dict, final: bool = False) -> None:
         self.seq += 1
@@ -168,7 +191,7 @@ def schedule(t0: float, workers: int, seconds: int, phases: str,
 
 
 def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, min_lead: float,
-        heartbeat_timeout: float = 10.0) -> dict:
+        heartbeat_timeout: float = 10.0, processes: int = 1) -> dict:
     folder = tempfile.mkdtemp(prefix="loadgen-bench-")
     script = os.path.join(folder, "idle.py")
     with open(script, "w") as handle:
@@ -184,7 +207,7 @@ def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, m
         master = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=folder, env=env)
     context = zmq.Context()
     rng = random.Random(7)
-    templates = [Template(rng, endpoints, buckets) for _ in range(8)]
+    templates = [Template(rng, endpoints, buckets, processes) for _ in range(8)]
     sims = [SimWorker(context, port, i, templates[i % len(templates)]) for i in range(workers)]
     poller = zmq.Poller()
     for sim in sims:
@@ -224,7 +247,10 @@ def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, m
                         payloads.pop(k - 2, None)
                     sim = sims[index]
                     sent = time.time()
-                    sim.stats(payloads[k][id(sim.template)])
+                    payload = payloads[k][id(sim.template)]
+                    if sim.rows is not None:
+                        payload = dict(payload, w=sim.rows)
+                    sim.stats(payload)
                     smallest, first, _last = sends.get(k, (lead, sent, sent))
                     sends[k] = (min(smallest, lead), first, time.time())
                     if index == 0 and k in (2, seconds - 1):
@@ -314,26 +340,28 @@ def main() -> None:
     parser.add_argument("--buckets", type=int, default=300)
     parser.add_argument("--phases", choices=("spread", "burst"), default="spread")
     parser.add_argument("--min-lead", type=float, default=0.2, help="spread: the smallest lead, in seconds")
+    parser.add_argument("--processes", type=int, default=16, help="--curve: processes per host (rows per delta)")
     parser.add_argument("--curve", type=str, default=None,
                         help="comma-separated fleet sizes (e.g. 100,500,1000,2000): one run each at the default "
                              "3 s heartbeat timeout, printed as a table")
     args = parser.parse_args()
     if args.curve:
-        print_curve([int(n) for n in args.curve.split(",")], args.seconds, args.endpoints, args.buckets)
+        print_curve([int(n) for n in args.curve.split(",")], args.seconds, args.endpoints, args.buckets,
+                    args.processes)
         return
     result = run(args.workers, args.seconds, args.endpoints, args.buckets, args.phases, args.min_lead)
     print(json.dumps(result, indent=2))
 
 
-def print_curve(sizes: list[int], seconds: int, endpoints: int, buckets: int) -> list[dict]:
-    """The master's cost as the fleet grows: one peer per host (a host merges its processes' deltas)."""
-    print(f"master load: one delta a second per host, {endpoints} endpoints x {buckets} buckets each, "
-          f"3 s heartbeat timeout")
+def print_curve(sizes: list[int], seconds: int, endpoints: int, buckets: int, processes: int = 16) -> list[dict]:
+    """The master's cost as the fleet grows: one peer per host (its hub merges its processes' deltas)."""
+    print(f"master load: one delta a second per host ({processes} processes' rows), {endpoints} endpoints x "
+          f"{buckets} buckets each, 3 s heartbeat timeout")
     print(f"{'hosts':>6} {'master CPU % of a core':>23} {'RSS MB':>7} {'on time':>8} {'false losses':>13} "
           f"{'all counted':>12}")
     results = []
     for size in sizes:
-        result = run(size, seconds, endpoints, buckets, "spread", 0.2, heartbeat_timeout=3.0)
+        result = run(size, seconds, endpoints, buckets, "spread", 0.2, heartbeat_timeout=3.0, processes=processes)
         results.append(result)
         print(f"{size:>6} {result['master_cpu_percent_of_one_core']!s:>23} {result['master_rss_mb']!s:>7} "
               f"{result['on_time_fraction']:>8} {result['false_losses']:>13} {result['all_requests_counted']!s:>12}",

@@ -167,3 +167,25 @@ def test_desired_state_travels_inside_an_ack() -> None:
     ack = decode(encode(Ack(seq=4, desired=as_map(target))))
     assert isinstance(ack, Ack)
     assert decode_map(ack.desired) == target
+
+
+def test_a_machine_of_n_processes_takes_n_shares_and_n_slots() -> None:
+    from loadgen.fleet.distributor import Distributor
+    from loadgen.model.options import TestOptions
+    from loadgen.model.targets import RateTarget, UsersTarget
+
+    class Script:
+        user_classes = {"U": type("U", (), {"weight": 1, "fixed_count": 0})}
+
+    distributor = Distributor(Script())  # type: ignore[arg-type]
+    distributor.begin(TestOptions(users=8, spawn_rate=4.0).plan())
+    distributor.target = UsersTarget(8, 4.0)
+    split = distributor.split("t", ["big", "small"], sizes={"big": 3, "small": 1})
+    big, small = split["big"], split["small"]
+    assert isinstance(big, Target) and isinstance(small, Target)
+    assert (big.counts, small.counts) == ({"U": 6}, {"U": 2})
+    assert (big.slot, big.slots, small.slot, small.slots) == (0, 4, 3, 4)
+    assert big.spawn_rate == pytest.approx(3.0) and small.spawn_rate == pytest.approx(1.0)
+    distributor.target = RateTarget(40.0)
+    rates = distributor.split("t", ["big", "small"], sizes={"big": 3, "small": 1})
+    assert [rates[w].rate for w in ("big", "small")] == pytest.approx([30.0, 10.0])  # type: ignore[union-attr]

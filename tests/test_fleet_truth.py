@@ -46,7 +46,7 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
 class RawWorker:
     """A worker that speaks the protocol by hand, one call at a time."""
 
-    def __init__(self, port: int, identity: str, group: str = "", processes: int = 1) -> None:
+    def __init__(self, port: int, identity: str, processes: int = 1) -> None:
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -55,7 +55,7 @@ class RawWorker:
         self.identity = identity
         self.seq = 0
         self.inbox: list[Message] = []
-        self.send(Hello(version=PROTOCOL_VERSION, worker_id=identity, host="raw", session=identity, group=group,
+        self.send(Hello(version=PROTOCOL_VERSION, worker_id=identity, host="raw", session=identity,
                         processes=processes))
 
     def send(self, message: Message) -> None:
@@ -169,28 +169,26 @@ def test_the_desired_state_is_repeated_until_the_worker_runs_it(fleet: Fleet, tm
 
 
 def test_expect_workers_counts_machines_and_expect_processes_counts_processes(fleet: Fleet, tmp_path: Path) -> None:
-    """Two 'machines' of two processes each: --expect-workers 2 waits for all four processes (a machine is
-    ready when every process of its group is); --expect-processes 3 starts with three."""
+    """Each peer is one machine (a --processes N machine speaks for its N processes): --expect-workers 2 starts
+    with two machines of two processes; --expect-processes 5 waits for a fifth process and says so."""
     script = write_script(tmp_path)
     port = free_port()
     master = fleet.master(script, "http://127.0.0.1:9", "-u", "1", "-t", "1s", port=port, expect=2)
-    workers = [RawWorker(port, f"m{m}-p{p}", group=f"machine-{m}", processes=2) for m, p in ((0, 0), (0, 1), (1, 0))]
+    workers = [RawWorker(port, "machine-0", processes=2)]
     try:
         master.wait_for("1/2 workers connected", 10)
-        time.sleep(1.0)
-        assert "2/2 workers connected" not in master.stderr()  # machine-1 has one of its two processes
-        workers.append(RawWorker(port, "m1-p1", group="machine-1", processes=2))
+        workers.append(RawWorker(port, "machine-1", processes=2))
         master.wait_for("2/2 workers connected", 10)
     finally:
         for worker in workers:
             worker.close()
     port = free_port()
     master = fleet.start("master", "master", "-f", str(script), "-H", "http://127.0.0.1:9", "--bind",
-                         f"127.0.0.1:{port}", "--expect-processes", "3", "--expect-workers-timeout", "1", "-q")
-    workers = [RawWorker(port, f"p{i}", group="one", processes=4) for i in range(2)]
+                         f"127.0.0.1:{port}", "--expect-processes", "5", "--expect-workers-timeout", "1", "-q")
+    workers = [RawWorker(port, f"machine-{i}", processes=2) for i in range(2)]
     try:
         assert master.wait(20) == 2
-        assert "only 2 of 3 worker processes connected within 1 s" in master.stderr()
+        assert "only 4 of 5 worker processes connected within 1 s" in master.stderr()
         assert "--expect-processes" in master.stderr() and "Traceback" not in master.stderr()
     finally:
         for worker in workers:

@@ -193,7 +193,7 @@ def worker(master_address: str, file: str | None, processes: str, stay: bool, he
     """Generate load for a master."""
     from loadgen.fleet.link import parse_master_address
     from loadgen.fleet.security import CurveKeys
-    from loadgen.fleet.supervisor import group_id, group_size, parse_processes, supervise
+    from loadgen.fleet.supervisor import hub_endpoint, parse_processes
     from loadgen.fleet.worker import Worker
 
     _setup_logging(log_level)
@@ -208,10 +208,13 @@ def worker(master_address: str, file: str | None, processes: str, stay: bool, he
 
         load_script(file)  # fail fast on a broken script
     if count > 1:
-        sys.exit(supervise(count, sys.argv))
+        from loadgen.fleet.host import run_machine
+
+        sys.exit(run_machine(count, sys.argv, master_address, heartbeat_interval, master_timeout, stay, keys))
+    hub = hub_endpoint()  # a process of a --processes N machine: its hub is its master
     sys.exit(Worker(master_address, script_path=file, heartbeat_interval=heartbeat_interval,
-                    master_timeout=master_timeout, stay=stay, keys=keys, processes=group_size(),
-                    group=group_id()).run())
+                    master_timeout=master_timeout, stay=stay or hub is not None,
+                    keys=None if hub is not None else keys, endpoint=hub).run())
 
 
 @cli.group()

@@ -76,7 +76,7 @@ class Runner:
     def _spawn_loop(self) -> None:
         placement = self.placement
         credit = 1.0 - placement.slot / max(1, placement.slots)  # slot i of N starts i/N of a spawn later
-        stop_credit = 0.0  # a handover: the first user leaves after 1/stop_rate, once its taker has started one
+        stop_credit = 0.5  # a handover: users leave half a step behind the pace their takers start them
         last = time.monotonic()
         while not self._stopped and not self.suspended:
             now = time.monotonic()
@@ -235,6 +235,9 @@ class Runner:
             greenlets.extend(self._arrivals.suspend())
         gevent.killall(greenlets, block=False)
         self.recorder.users = self.user_count
+
+    def lease_renewed(self) -> None:
+        """Nothing to do: the placement's ``run_until`` is what the users read."""
 
     def resume(self) -> None:
         """The lease is back: move towards the targets again, at the spawn rate."""

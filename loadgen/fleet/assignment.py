@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import gevent
 
-from loadgen.engine.environment import Environment
 from loadgen.fleet.lease import Lease, MasterClock
+from loadgen.fleet.local_test import LocalTest
 from loadgen.fleet.outbox import Outbox
 from loadgen.fleet.protocol import Event, Message, Rate, Stats, Target, Warning_
 from loadgen.stats.wire import encode_delta, merge_wire
@@ -28,7 +28,7 @@ CLOCK_REALIGN = 0.002  # a better clock estimate this far off moves the arrival 
 class Assignment:
     """One test on this worker, from Start to its final delta."""
 
-    def __init__(self, test_id: str, env: Environment, send: Callable[[Message], bool], lease: Lease,
+    def __init__(self, test_id: str, env: LocalTest, send: Callable[[Message], bool], lease: Lease,
                  clock: MasterClock, label: str) -> None:
         self.test_id = test_id
         self.env = env
@@ -72,6 +72,7 @@ class Assignment:
         """An answered heartbeat: the lease and the clock moved."""
         placement = self.env.runner.placement
         placement.run_until = self.lease.until
+        self.env.runner.lease_renewed()
         if abs(placement.offset - self.clock.offset) > CLOCK_REALIGN:
             placement.offset = self.clock.offset
             self.env.runner.realign()

@@ -24,9 +24,9 @@ def drain(intake: Intake, aggregate: Aggregate) -> None:
 
 def close_accounts(peers: Iterable[Peer], aggregate: Aggregate, intake: Intake, end: float) -> None:
     for peer in peers:
-        row = aggregate.workers.get(peer.id)
-        if row is not None:
-            row.state = "lost" if peer.state == PeerState.LOST and not peer.final else "done"
+        for row in aggregate.rows_of(peer.id):
+            lost = row.lost_process or (peer.state == PeerState.LOST and not peer.final)
+            row.state = "lost" if lost else "done"
         if peer.lost_event is not None:
             aggregate.close_event(peer.lost_event, end)
             peer.lost_event = None

@@ -54,15 +54,19 @@ class Lease:
         sent = self._sent.get(seq)
         if sent is None:
             return None
+        if duration < 0:
+            self.until = -math.inf  # denied: the master (or the hub) does not count us in, yet: it may answer
+            return sent  # this heartbeat again, with a lease, as soon as it can
         for old in [s for s in self._sent if s <= seq]:
             del self._sent[old]
-        if duration < 0:
-            self.until = -math.inf  # denied: the master does not count us in
-            return sent
         if duration > 0:
             self.duration = duration
         self.until = max(self.until, sent + self.duration)
         return sent
+
+    def deny(self) -> None:
+        """The master (or this machine's hub) says stop now."""
+        self.until = -math.inf
 
     def valid(self, now: float) -> bool:
         return now <= self.until

@@ -338,7 +338,8 @@ class Master:
         """Send every running worker its desired state (``Distributor``); ``handover`` (a worker joined or came
         back): those giving users up stop them at the pace the others start them, so the total holds."""
         peers = sorted(self.active(), key=lambda p: p.id)
-        messages = self.distributor.split(self.test_id, [p.id for p in peers], handover)
+        messages = self.distributor.split(self.test_id, [p.id for p in peers], handover,
+                                          {p.id: p.processes for p in peers})
         for peer in peers:
             if peer.id in messages:
                 peer.desired = messages[peer.id]
@@ -361,9 +362,8 @@ class Master:
         """Change a peer's state (through its one writer) and keep its report row in step."""
         previous = peer.move(state)
         if state in (PeerState.RUNNING, PeerState.DONE, PeerState.LOST):
-            row = self.aggregate.workers.get(peer.id)
-            if row is not None:
-                row.state = state.label
+            for row in self.aggregate.rows_of(peer.id):
+                row.state = "lost" if row.lost_process else state.label
         return previous
 
     def _pending_notice(self, notice: Notice) -> None:

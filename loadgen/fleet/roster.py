@@ -15,17 +15,10 @@ from loadgen.model.errors import UsageError
 
 
 def ready_count(peers: Iterable[Peer], processes: bool) -> int:
-    """Connected idle workers: processes, or machines (groups whose every process is ready)."""
+    """Connected idle workers: machines (each peer is one: a --processes N machine speaks for its processes),
+    or their processes."""
     ready = [p for p in peers if p.state == PeerState.IDLE]
-    if processes:
-        return len(ready)
-    members: dict[str, int] = {}
-    size: dict[str, int] = {}
-    for peer in ready:
-        group = peer.group or peer.id
-        members[group] = members.get(group, 0) + 1
-        size[group] = peer.processes
-    return sum(1 for group, count in members.items() if count >= size[group])
+    return sum(p.processes for p in ready) if processes else len(ready)
 
 
 def wait_for(peers: Callable[[], Iterable[Peer]], count: int, timeout: float, endpoint: str,

@@ -12,29 +12,61 @@ from loadgen.model.targets import LoadTarget, RateTarget
 MIN_SPAWN_RATE = 0.01
 
 
+def processes_of(workers: Sequence[str], sizes: Mapping[str, int] | None) -> list[str]:
+    """One name per process (``worker#k``): a machine of N processes takes N equal shares."""
+    sizes = sizes or {}
+    return [f"{w}#{k}" for w in workers for k in range(max(1, sizes.get(w, 1)))]
+
+
 def shares(test_id: str, workers: Sequence[str], target: LoadTarget, plan: TestPlan,
            weights: Mapping[str, float], fixed: Mapping[str, int],
-           current: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Target | Rate]:
-    """Every worker is one process and gets an equal share: absolute users per class (within one of the
-    others) with its part of the spawn rate, or its part of the arrival rate and of the user pool.
-    `current` is what each worker was last told to run: the new split moves as few users as it can
-    (`dispatch.assign`)."""
+           current: Mapping[str, Mapping[str, int]] | None = None,
+           sizes: Mapping[str, int] | None = None) -> dict[str, Target | Rate]:
+    """Every process gets an equal share (a machine of ``sizes[w]`` processes that many): absolute users per
+    class (within one of the others, per process) with its part of the spawn rate, or its part of the arrival
+    rate and of the user pool. `current` is what each worker was last told to run: the new split moves as
+    few users as it can (`dispatch.assign`)."""
     if not workers:
         return {}
+    procs = processes_of(workers, sizes)
+    owner = {p: p.rsplit("#", 1)[0] for p in procs}
     if isinstance(target, RateTarget):
-        equal = dict.fromkeys(workers, 1.0)
-        rates = split_rate(target.rate, workers)
+        equal = dict.fromkeys(procs, 1.0)
+        rates = split_rate(target.rate, procs)
         pools = split_by_weight(plan.max_users, equal)
         pre = split_by_weight(plan.pre_allocate, equal)
-        return {w: Rate(test_id=test_id, rate=rates[w], max_users=max(1, pools[w]), pre_allocate=pre[w])
-                for w in workers}
-    per_worker = assign(workers, class_counts(target.users, weights, fixed), current)
+        result_rates: dict[str, Target | Rate] = {}
+        for w in workers:
+            own = [p for p in procs if owner[p] == w]
+            result_rates[w] = Rate(test_id=test_id, rate=sum(rates[p] for p in own),
+                                   max_users=max(1, sum(pools[p] for p in own)), pre_allocate=sum(pre[p] for p in own))
+        return result_rates
+    per_process = assign(procs, class_counts(target.users, weights, fixed), _per_process(current, workers, procs))
+    per_worker: dict[str, dict[str, int]] = {w: {} for w in workers}
+    for p, counts in per_process.items():
+        totals = per_worker[owner[p]]
+        for name, n in counts.items():
+            totals[name] = totals.get(name, 0) + n
     total = max(1, target.users)
     result: dict[str, Target | Rate] = {}
     for w in workers:
         share = sum(per_worker[w].values())
         rate = max(target.spawn_rate * share / total, MIN_SPAWN_RATE)
         result[w] = Target(test_id=test_id, counts=per_worker[w], spawn_rate=rate)
+    return result
+
+
+def _per_process(current: Mapping[str, Mapping[str, int]] | None, workers: Sequence[str],
+                 procs: Sequence[str]) -> dict[str, dict[str, int]] | None:
+    """What each worker runs now, spread evenly over its processes (the start of a stable split)."""
+    if current is None:
+        return None
+    result: dict[str, dict[str, int]] = {}
+    for w in workers:
+        mine = [p for p in procs if p.rsplit("#", 1)[0] == w]
+        for name, n in (current.get(w) or {}).items():
+            for p, part in split_by_weight(n, dict.fromkeys(mine, 1.0)).items():
+                result.setdefault(p, {})[name] = part
     return result
 
 

@@ -1,8 +1,8 @@
-"""``loadgen worker --processes N``: start N worker processes and restart any that crash.
+"""``loadgen worker --processes N``: the N worker processes of one machine, restarted when they crash.
 
-Each child is an independent worker (its own peer of the master). The children run in their own process
-group, so a Ctrl-C on the terminal reaches them once, through this parent; on Linux they also get SIGTERM
-if this parent dies, so no orphan keeps loading a target.
+The children connect to their parent's hub (``fleet.hub``), not to the master. They run in their own
+process group, so a Ctrl-C on the terminal reaches only the parent, which stops them through the hub; on
+Linux they also get SIGTERM if the parent dies, so no orphan keeps loading a target.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,8 +20,7 @@ RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 STABLE_SECONDS = 30.0  # a child that ran this long resets its restart back-off
 PR_SET_PDEATHSIG = 1
-GROUP_ENV = "LOADGEN_WORKER_GROUP"  # how many processes the supervisor runs: each child says so in its hello
-GROUP_ID_ENV = "LOADGEN_WORKER_GROUP_ID"  # the same for every child of one supervisor: the master counts it once
+HUB_ENV = "LOADGEN_WORKER_HUB"  # a child's hub endpoint: set, the worker connects there instead of --master
 
 
 def parse_processes(text: str) -> int:
@@ -33,15 +31,9 @@ def parse_processes(text: str) -> int:
     return int(text)
 
 
-def group_size() -> int:
-    """The size of this worker's process group (1 unless started by ``--processes N``)."""
-    text = os.environ.get(GROUP_ENV, "1")
-    return max(1, int(text)) if text.isdigit() else 1
-
-
-def group_id() -> str:
-    """The id this worker's machine group goes by ("" for a lone worker: it is its own group)."""
-    return os.environ.get(GROUP_ID_ENV, "")[:200]
+def hub_endpoint() -> str | None:
+    """The hub a child of ``--processes N`` connects to (None for a worker of its own)."""
+    return os.environ.get(HUB_ENV) or None
 
 
 def child_argv(argv: list[str]) -> list[str]:
@@ -81,60 +73,53 @@ class _Slot:
     __slots__ = ("proc", "started", "delay", "restart_at")
 
     def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.delay = RESTART_DELAY
         self.restart_at: float | None = None
 
 
-def supervise(count: int, argv: list[str]) -> int:
-    """Run ``count`` children; restart crashed ones (with back-off); exit when all have finished cleanly."""
-    command = child_argv(argv)
-    group = f"{socket.gethostname()}-{os.getpid()}"
-    env = dict(os.environ, LOADGEN_PROCESSES="1", **{GROUP_ENV: str(count), GROUP_ID_ENV: group})
-    slots = [_Slot() for _ in range(count)]
-    stopping = False
-    prctl = _prctl()  # looked up before any fork: nothing but a system call runs in the child
+class Children:
+    """``count`` copies of a command, restarted when they crash (1 s, doubling up to 30 s); ``check`` does
+    one round without blocking, for a caller's loop."""
 
-    def start(slot: _Slot) -> None:
-        slot.proc = subprocess.Popen(command, env=env, preexec_fn=lambda: _child_setup(prctl))
+    def __init__(self, count: int, command: list[str], env: dict[str, str]) -> None:
+        self.command = command
+        self.env = env
+        self.slots = [_Slot() for _ in range(count)]
+        self.live = set(range(count))
+        self.stopping = False
+        self.worst = 0
+        self._prctl = _prctl()  # looked up before any fork: nothing but a system call runs in the child
+
+    def start_all(self) -> None:
+        for slot in self.slots:
+            self._start(slot)
+
+    def _start(self, slot: _Slot) -> None:
+        prctl = self._prctl
+        slot.proc = subprocess.Popen(self.command, env=self.env, preexec_fn=lambda: _child_setup(prctl))
         slot.started = time.monotonic()
         slot.restart_at = None
 
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for slot in slots:
-            if slot.proc is not None and slot.proc.poll() is None:
-                try:
-                    slot.proc.send_signal(signum)
-                except OSError:
-                    pass
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for slot in slots:
-        start(slot)
-    worst = 0
-    live = set(range(count))
-    while live:
-        time.sleep(0.1)
+    def check(self) -> bool:
+        """Restart what crashed; returns whether any child is still running or due to restart."""
         now = time.monotonic()
-        for index in list(live):
-            slot = slots[index]
+        for index in list(self.live):
+            slot = self.slots[index]
             if slot.restart_at is not None:
-                if stopping:
-                    live.discard(index)
+                if self.stopping:
+                    self.live.discard(index)
                 elif now >= slot.restart_at:
-                    start(slot)
+                    self._start(slot)
                 continue
             assert slot.proc is not None
             code = slot.proc.poll()
             if code is None:
                 continue
-            if code == 0 or code == 2 or stopping:
-                worst = max(worst, code if code > 0 else 0)
-                live.discard(index)
+            if code == 0 or code == 2 or self.stopping:
+                self.worst = max(self.worst, code if code > 0 else 0)
+                self.live.discard(index)
                 continue
             if now - slot.started >= STABLE_SECONDS:
                 slot.delay = RESTART_DELAY
@@ -142,4 +127,15 @@ def supervise(count: int, argv: list[str]) -> int:
                   f"{slot.delay:g} s", file=sys.stderr, flush=True)
             slot.restart_at = now + slot.delay
             slot.delay = min(slot.delay * 2, MAX_RESTART_DELAY)
-    return worst
+        return bool(self.live)
+
+    def signal_all(self, signum: int) -> None:
+        for slot in self.slots:
+            if slot.proc is not None and slot.proc.poll() is None:
+                try:
+                    slot.proc.send_signal(signum)
+                except OSError:
+                    pass
+
+    def pids(self) -> list[int]:
+        return [slot.proc.pid for slot in self.slots if slot.proc is not None and slot.proc.poll() is None]

@@ -16,11 +16,11 @@ import zmq.green as zmq
 from gevent.event import Event
 
 from loadgen import __version__
-from loadgen.engine.environment import Environment
 from loadgen.fleet.assignment import Assignment
 from loadgen.fleet.handshakes import watch_handshakes
 from loadgen.fleet.lease import Lease, MasterClock
 from loadgen.fleet.link import parse_master_address, worker_socket
+from loadgen.fleet.local_test import LocalPreparation, LocalTest
 from loadgen.fleet.preparation import Preparation
 from loadgen.fleet.protocol import (
     PROTOCOL_VERSION,
@@ -67,9 +67,12 @@ class Worker:
 
     def __init__(self, master: str, script_path: str | None = None, heartbeat_interval: float = 1.0,
                  master_timeout: float = 10.0, stay: bool = False, keys: CurveKeys | None = None,
-                 worker_id: str | None = None, processes: int = 1, group: str = "") -> None:
-        host, port = parse_master_address(master)
-        self.endpoint = HostPort(host, port).zmq_connect()
+                 worker_id: str | None = None, processes: int = 1, group: str = "",
+                 endpoint: str | None = None, preparation: LocalPreparation | None = None) -> None:
+        if endpoint is None:
+            host, port = parse_master_address(master)
+            endpoint = HostPort(host, port).zmq_connect()
+        self.endpoint = endpoint  # a machine's processes connect to its hub instead (``fleet.hub``)
         self.script_path = script_path
         self.heartbeat_interval = heartbeat_interval
         self.master_timeout = master_timeout
@@ -91,7 +94,7 @@ class Worker:
         self.clock = MasterClock()
         self.test_id = ""
         self._state = SessionState.IDLE
-        self.preparation = Preparation(script_path, self.worker_id)
+        self.preparation: LocalPreparation = preparation or Preparation(script_path, self.worker_id)
         self._done = Event()
         self.exit_code = 0
         self._greenlets: list[gevent.Greenlet] = []
@@ -103,7 +106,7 @@ class Worker:
         return self._state
 
     @property
-    def env(self) -> Environment | None:
+    def env(self) -> LocalTest | None:
         return self.assignment.env if self.assignment is not None else None
 
     def _move(self, state: SessionState) -> None:
@@ -315,6 +318,8 @@ class Worker:
             sent = self.lease.answered(ack.seq, ack.lease)
             if sent is not None:
                 self.clock.sample(sent, ack.clock, now)
+        if ack.lease < 0:
+            self.lease.deny()
         work = self.assignment
         if work is None:
             return

@@ -44,6 +44,7 @@ class Aggregate:
         self.dropped = 0
         self.missed = 0
         self.workers: dict[str, WorkerRow] = {}
+        self._machines: dict[str, WorkerRow] = {}  # machines' own rows, kept aside once their processes report
         self.warnings: list[dict[str, Any]] = []
         self._warning_keys: set[tuple[str, str]] = set()
         self.target_users = 0
@@ -105,6 +106,9 @@ class Aggregate:
         window.missed += delta.missed
         if window is not self._second:
             self._rewrite_row(window)
+        if delta.processes:
+            self._process_rows(worker_id, delta)
+            return
         row = self.workers.get(worker_id)
         if row is None:
             row = self.add_worker(worker_id, "local")
@@ -114,6 +118,38 @@ class Aggregate:
         row.failures += delta.failures
         row.cpu_percent = delta.cpu_percent
         row.rss_mb = delta.rss_mb
+
+    def _process_rows(self, worker_id: str, delta: StatsDelta) -> None:
+        """A machine's delta (``worker --processes N``): one report row per process, in its machine's state."""
+        machine = self.workers.pop(worker_id, None)  # the machine's own row gives way to its processes' rows
+        if machine is not None:
+            self._machines[worker_id] = machine
+        machine = self._machines.get(worker_id)
+        host = machine.host if machine is not None else "local"
+        for process, (requests, failures, users, cpu, rss, lost) in delta.processes.items():
+            row = self.workers.get(process)
+            if row is None:
+                row = self.workers[process] = WorkerRow(process, host, len(delta.processes))
+                row.peer = worker_id
+            row.processes = max(row.processes, len(delta.processes))
+            row.lost_process = bool(lost)
+            if machine is not None:
+                row.state = "lost" if lost else machine.state
+            row.users = 0 if lost else int(users)
+            row.peak_users = max(row.peak_users, int(users))
+            row.requests = int(requests)  # the machine sends each process's running totals
+            row.failures = int(failures)
+            row.cpu_percent = float(cpu)
+            row.rss_mb = float(rss)
+
+    def rows_of(self, worker_id: str) -> list[WorkerRow]:
+        """A peer's report rows: its own, or its processes' (a machine)."""
+        row = self.workers.get(worker_id)
+        if row is not None:
+            return [row]
+        rows = [r for r in self.workers.values() if r.peer == worker_id]
+        machine = self._machines.get(worker_id)
+        return rows + ([machine] if machine is not None else [])
 
     def _late_window(self, at: float) -> Window:
         """The closed second that contains ``at``; the current one if it is older than the recent seconds."""

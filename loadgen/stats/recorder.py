@@ -19,7 +19,7 @@ class StatsDelta:
     """What one process measured since its previous flush: plain data, mergeable."""
 
     __slots__ = ("entries", "errors", "counters", "users", "dropped", "missed", "cpu_percent", "rss_mb", "t",
-                 "total")
+                 "total", "processes")
 
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str], Entry] = {}
@@ -32,6 +32,25 @@ class StatsDelta:
         self.rss_mb = 0.0
         self.t = 0.0
         self.total: Histogram | SparseHistogram | None = None  # every entry's latency merged, so a master merges one, not all
+        # a machine's merged delta (worker --processes N): each process's own row, id → [requests, failures,
+        # users, cpu %, rss MB, lost (0/1)], requests and failures counted since the test began; empty for one
+        # process's delta
+        self.processes: dict[str, list[float]] = {}
+
+    def absorb(self, other: StatsDelta) -> None:
+        """Add ``other`` (a later delta of the same process, or another process of the same machine)."""
+        for key, entry in other.entries.items():
+            total = self.entries.get(key)
+            if total is None:
+                total = self.entries[key] = Entry(key[0], key[1])
+            total.merge(entry)
+        self.errors.merge(other.errors)
+        for name, value in other.counters.items():
+            self.counters[name] = self.counters.get(name, 0) + value
+        self.dropped += other.dropped
+        self.missed += other.missed
+        for process, row in other.processes.items():
+            self.processes[process] = list(row)  # running totals: the newer row holds the older
 
     def seal(self) -> StatsDelta:
         """Compute ``total`` (once, on the sending side)."""

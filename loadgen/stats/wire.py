@@ -75,6 +75,8 @@ def encode_delta(delta: StatsDelta) -> Wire:
     }
     if delta.total is not None:
         data["T"] = encode_histogram(delta.total)
+    if delta.processes:
+        data["w"] = delta.processes
     return data
 
 
@@ -108,6 +110,8 @@ def decode_delta(data: Any) -> StatsDelta:
     delta.cpu_percent, delta.rss_mb, delta.t = data["cpu"], data["rss"], data["t"]
     if "T" in data:
         delta.total = SparseHistogram(data["T"])
+    if "w" in data:
+        delta.processes = {key: list(row) for key, row in data["w"].items()}
     return delta
 
 
@@ -116,16 +120,7 @@ def merge_wire(first: Wire, second: Wire) -> Wire:
     merged = StatsDelta()
     for data in (first, second):
         part = decode_delta(data)
-        for key, entry in part.entries.items():
-            total = merged.entries.get(key)
-            if total is None:
-                total = merged.entries[key] = Entry(key[0], key[1])
-            total.merge(entry)
-        merged.errors.merge(part.errors)
-        for name, value in part.counters.items():
-            merged.counters[name] = merged.counters.get(name, 0) + value
-        merged.dropped += part.dropped
-        merged.missed += part.missed
+        merged.absorb(part)
         merged.users, merged.cpu_percent, merged.rss_mb, merged.t = part.users, part.cpu_percent, part.rss_mb, part.t
     return encode_delta(merged.seal())
 
@@ -159,6 +154,8 @@ def validate_delta(delta: Any) -> None:
                 validate_phases(entry["ph"])
         if "T" in delta:
             validate_histogram(delta["T"])
+        if "w" in delta:
+            validate_processes(delta["w"])
         for row in errors:
             if (type(row) is not list or len(row) != 4 or type(row[0]) is not str or type(row[1]) is not str
                     or type(row[2]) is not str):
@@ -170,6 +167,20 @@ def validate_delta(delta: Any) -> None:
             _count(value, key, signed=True)
     except (KeyError, TypeError, IndexError):
         raise WireError("stats: malformed delta") from None
+
+
+def validate_processes(rows: Any) -> None:
+    """A machine's per-process rows: ``{id: [requests, failures, users, cpu, rss, lost]}``, at most 1024."""
+    if type(rows) is not dict or len(rows) > 1024:
+        raise WireError("stats: bad process rows")
+    for key, row in rows.items():
+        if type(key) is not str or len(key) > 255 or type(row) is not list or len(row) != 6:
+            raise WireError("stats: bad process row")
+        for value in (row[0], row[1], row[2], row[5]):
+            _count(value, "process count")
+        for value in row[3:5]:
+            if type(value) not in _NUMBER or not math.isfinite(value) or value < 0:
+                raise WireError("stats: bad process figure")
 
 
 def validate_histogram(hist: Any) -> None:

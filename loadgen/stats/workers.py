@@ -9,7 +9,7 @@ class WorkerRow:
     """One worker process's users, counts and health, as its deltas report them."""
 
     __slots__ = ("id", "host", "state", "users", "peak_users", "requests", "failures", "cpu_percent", "rss_mb",
-                 "processes")
+                 "processes", "peer", "lost_process")
 
     def __init__(self, worker_id: str, host: str, processes: int = 1) -> None:
         self.id = worker_id
@@ -22,6 +22,8 @@ class WorkerRow:
         self.cpu_percent = 0.0
         self.rss_mb = 0.0
         self.processes = processes
+        self.peer = worker_id  # the master's peer this row belongs to (a machine, for a process's row)
+        self.lost_process = False  # a process of a machine that died or fell silent (its machine may run on)
 
     def as_dict(self, final: bool = False) -> dict[str, Any]:
         """Live: current users; final (the report): the most users this worker ran."""
