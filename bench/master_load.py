@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import socket
 import subprocess
@@ -190,8 +191,16 @@ def schedule(t0: float, workers: int, seconds: int, phases: str,
     return events
 
 
+def raise_file_limit() -> None:
+    """One socket per simulated host: lift the soft open-files limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, min_lead: float,
         heartbeat_timeout: float = 10.0, processes: int = 1) -> dict:
+    raise_file_limit()  # before the master starts: it inherits the limit
     folder = tempfile.mkdtemp(prefix="loadgen-bench-")
     script = os.path.join(folder, "idle.py")
     with open(script, "w") as handle:
@@ -200,12 +209,14 @@ def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, m
     report_path = os.path.join(folder, "report.json")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
-    argv = [sys.executable, *profile, "-m", "loadgen", "master", "-f", script, "-u", str(workers), "-r", "100000",
+    argv = [sys.executable, *profile, "-m", "loadgen", "master", "-f", script, "-u", str(workers * processes),
+            "-r", "100000",
             "-t", f"{seconds}s", "--expect-workers", str(workers), "--expect-workers-timeout", "60",
             "--heartbeat-timeout", str(heartbeat_timeout), "--bind", f"127.0.0.1:{port}", "--json", report_path, "-q"]
     with open(os.path.join(folder, "master.err"), "wb") as err:
         master = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=folder, env=env)
     context = zmq.Context()
+    context.set(zmq.MAX_SOCKETS, max(1024, workers + 64))  # one DEALER per simulated host
     rng = random.Random(7)
     templates = [Template(rng, endpoints, buckets, processes) for _ in range(8)]
     sims = [SimWorker(context, port, i, templates[i % len(templates)]) for i in range(workers)]

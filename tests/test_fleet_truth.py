@@ -4,13 +4,15 @@ granted only to running workers, and the fleet counted by machines or by process
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import zmq
-from fleet import Fleet, free_port, wait_until, write_script
+from fleet import Fleet, Proc, free_port, wait_until, write_script
 
 from loadgen.fleet.protocol import (
     PROTOCOL_VERSION,
@@ -202,3 +204,22 @@ def test_timeouts_that_cannot_fence_are_a_usage_error(fleet: Fleet, tmp_path: Pa
     err = master.stderr()
     assert "--heartbeat-timeout 1.5 s is too short for heartbeats every 1 s: give at least 3 s" in err
     assert "Traceback" not in err
+
+
+def test_a_master_takes_more_workers_than_its_soft_file_limit(fleet: Fleet, tmp_path: Path) -> None:
+    """A connection per worker is a file per worker: started with a soft limit of 64 open files, the master
+    lifts it to the hard limit and takes 100 workers (it used to fail at ~1,000 on a default Linux limit)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard >= 400, f"the hard open-files limit here is {hard}: too low for this test"
+    port = free_port()
+    argv = ["prlimit", f"--nofile=64:{hard}", sys.executable, "-m", "loadgen", "master", "-f",
+            str(write_script(tmp_path)), "-H", "http://127.0.0.1:9", "--bind", f"127.0.0.1:{port}",
+            "--expect-workers", "100", "--expect-workers-timeout", "20", "-t", "1s", "-q"]
+    master = Proc("master-64-files", argv, tmp_path, fleet.env)
+    fleet.procs.append(master)
+    workers = [RawWorker(port, f"many-{i}") for i in range(100)]
+    try:
+        master.wait_for("100/100 workers connected", 20)
+    finally:
+        for worker in workers:
+            worker.close()

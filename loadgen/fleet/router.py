@@ -4,6 +4,7 @@ sends without ever blocking."""
 from __future__ import annotations
 
 import logging
+import resource
 from collections.abc import Callable
 
 import gevent
@@ -16,8 +17,20 @@ from loadgen.fleet.security import CurveKeys, ZapHandler
 log = logging.getLogger("loadgen.fleet.router")
 
 
+def raise_file_limit() -> None:
+    """A connection per worker is a file per worker: lift the soft open-files limit to the hard one (1,024 by
+    default on Linux, too few for a large fleet)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
 class Router:
     def __init__(self, bind: str, keys: CurveKeys | None) -> None:
+        raise_file_limit()
         self.context = zmq.Context()
         self.zap: ZapHandler | None = ZapHandler(self.context, keys.allowed) if keys is not None else None
         self.endpoint = bind_endpoint(bind)
