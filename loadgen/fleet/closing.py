@@ -3,11 +3,37 @@ and a named line for every worker whose final numbers never arrived."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+
+import gevent
 
 from loadgen.fleet.intake import Intake
-from loadgen.fleet.peers import Peer, PeerState
+from loadgen.fleet.peers import ACTIVE, Peer, PeerState
 from loadgen.stats.aggregate import Aggregate
+
+
+def wait_for_finals(peers: Callable[[], Iterable[Peer]], timeout: float, heartbeat_timeout: float,
+                    forced: Callable[[], bool], stop_now: Callable[[Peer], None]) -> None:
+    """Wait for every running worker's final delta (its stop timeout, plus a margin); a worker lost meanwhile
+    gets a few seconds to come back with it. A second Ctrl-C (``forced``) tells the waiting ones to stop now."""
+    start = time.monotonic()
+    deadline = start + timeout + heartbeat_timeout + 2.0
+    lost_deadline = start + heartbeat_timeout + 1.0
+    told = False
+    while True:
+        now = time.monotonic()
+        waiting = [p for p in peers() if p.state in ACTIVE and not p.final]
+        lost = [p for p in peers() if p.state == PeerState.LOST and p.started and not p.final]
+        if now >= deadline or (not waiting and (not lost or now >= lost_deadline)):
+            return
+        if not told and timeout > 0 and forced():
+            told = True
+            for peer in waiting:
+                stop_now(peer)
+            deadline = min(deadline, now + heartbeat_timeout + 1.0)
+        gevent.sleep(0.02)
+
 
 DRAIN_TIMEOUT = 30.0  # seconds the report waits for deltas received but not merged yet
 

@@ -13,7 +13,7 @@ from typing import Any
 import gevent
 
 from loadgen.fleet.acks import answer, lost_text, pause_text
-from loadgen.fleet.closing import close_accounts, drain
+from loadgen.fleet.closing import close_accounts, drain, wait_for_finals
 from loadgen.fleet.distributor import Distributor
 from loadgen.fleet.gate import Gate
 from loadgen.fleet.intake import Intake
@@ -84,7 +84,7 @@ class Master:
         self.peers: dict[bytes, Peer] = {}
         self.lease = lease_duration(heartbeat_timeout, heartbeat_interval)
         self.liveness = Liveness(heartbeat_timeout, min(0.25, heartbeat_interval / 4), clock())
-        self.intake = Intake(aggregate, self._final, self._pending_notice)
+        self.intake = Intake(aggregate, self._final, lambda notice: self._pending_warnings.append(notice))
         self.distributor = Distributor(script)
         self._worker_warnings = 0
         self.start_errors: list[str] = []
@@ -115,12 +115,10 @@ class Master:
             self._handle(identity, decode(frames[1]))
         except VersionMismatch as exc:
             self._refuse_version(identity, exc.version)
-        except (FrameError, WireError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a frame must never kill the master
             self.gate.bad_frames += 1
-            log.debug("dropped a frame from %r: %s", identity, exc)
-        except Exception:  # noqa: BLE001 - a frame must never kill the master
-            self.gate.bad_frames += 1
-            log.debug("error handling a frame from %r", identity, exc_info=True)
+            log.debug("dropped a frame from %r: %s", identity, exc,
+                      exc_info=not isinstance(exc, (FrameError, WireError)))
 
     def _heartbeat_loop(self) -> None:
         """For workers not yet welcomed (or of a previous master): our id. Running workers get answers."""
@@ -366,9 +364,6 @@ class Master:
                 row.state = "lost" if row.lost_process else state.label
         return previous
 
-    def _pending_notice(self, notice: Notice) -> None:
-        self._pending_warnings.append(notice)
-
     def force_stop(self) -> None:
         """A second Ctrl-C: workers kill their users now instead of waiting for their tasks."""
         self._forced = True
@@ -380,22 +375,8 @@ class Master:
         for peer in self.peers.values():
             if peer.state in ACTIVE or (peer.state == PeerState.LOST and peer.started):
                 self.send(peer, Stop(test_id=self.test_id, timeout=timeout))
-        start = time.monotonic()
-        deadline = start + timeout + self.heartbeat_timeout + 2.0
-        lost_deadline = start + self.heartbeat_timeout + 1.0
-        forced = False
-        while True:
-            now = time.monotonic()
-            waiting = [p for p in self.peers.values() if p.state in ACTIVE and not p.final]
-            lost = [p for p in self.peers.values() if p.state == PeerState.LOST and p.started and not p.final]
-            if now >= deadline or (not waiting and (not lost or now >= lost_deadline)):
-                break
-            if not forced and timeout > 0 and self._forced:
-                forced = True
-                for peer in waiting:
-                    self.send(peer, Stop(test_id=self.test_id, timeout=0.0))
-                deadline = min(deadline, now + self.heartbeat_timeout + 1.0)
-            gevent.sleep(0.02)
+        wait_for_finals(self.peers.values, timeout, self.heartbeat_timeout, lambda: self._forced,
+                        lambda peer: self.send(peer, Stop(test_id=self.test_id, timeout=0.0)))
         drain(self.intake, self.aggregate)
         close_accounts(self.peers.values(), self.aggregate, self.intake, self.clock())
         for notice in self.check():

@@ -9,17 +9,16 @@ import socket
 import sys
 import time
 import uuid
-from typing import Any
 
 import gevent
-import zmq.green as zmq
 from gevent.event import Event
 
 from loadgen import __version__
 from loadgen.fleet.assignment import Assignment
+from loadgen.fleet.dealer import Dealer
 from loadgen.fleet.handshakes import watch_handshakes
 from loadgen.fleet.lease import Lease, MasterClock
-from loadgen.fleet.link import parse_master_address, worker_socket
+from loadgen.fleet.link import parse_master_address
 from loadgen.fleet.local_test import LocalPreparation, LocalTest
 from loadgen.fleet.preparation import Preparation
 from loadgen.fleet.protocol import (
@@ -43,7 +42,6 @@ from loadgen.fleet.protocol import (
     Welcome,
     decode,
     decode_map,
-    encode,
 )
 from loadgen.fleet.security import CurveKeys
 from loadgen.fleet.session_state import SessionState
@@ -77,13 +75,11 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval
         self.master_timeout = master_timeout
         self.stay = stay
-        self.processes = processes  # the processes of this worker's group on its machine, for the master's view
+        self.processes = processes  # the processes this peer speaks for (a machine: its children)
         self.keys = keys
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
-        self.group = group or self.worker_id  # one machine's --processes N children share theirs
-        self.context = zmq.Context()
-        self.socket: Any = None
-        self._monitor: Any = None
+        self.group = group or self.worker_id  # the machine this peer is
+        self.link = Dealer(self.endpoint, self.worker_id, keys)
         self.welcomed = False
         self.ever_welcomed = False
         self.master_id = ""
@@ -115,19 +111,11 @@ class Worker:
 
     # ---- transport ---------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        self._close_link(linger=0)
-        self.socket, self._monitor = worker_socket(self.context, self.endpoint, self.worker_id, self.keys)
+        self.link.connect()
 
     def send(self, message: Message) -> bool:
-        """Queue a frame for the master; False when it could not be (no connection: IMMEDIATE)."""
-        try:
-            self.socket.send(encode(message), flags=zmq.NOBLOCK)
-        except zmq.Again:
-            return False  # the master is away; heartbeats resume when it is back
-        except zmq.ZMQError as exc:
-            log.debug("send failed: %s", exc)
-            return False
-        return True
+        """Queue a frame for the master; False when it could not be (no connection)."""
+        return self.link.send(message)
 
     # ---- main loop ---------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -136,7 +124,7 @@ class Worker:
         print(f"loadgen worker {self.worker_id} connecting to {self.endpoint}", file=sys.stderr, flush=True)
         self._greenlets = [gevent.spawn(self._receive_loop), gevent.spawn(self._heartbeat_loop)]
         if self.keys is not None:
-            self._greenlets.append(gevent.spawn(watch_handshakes, lambda: self._monitor,
+            self._greenlets.append(gevent.spawn(watch_handshakes, lambda: self.link.monitor,
                                                 lambda: not self._done.is_set(), lambda: self.ever_welcomed,
                                                 self._refused))
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -226,15 +214,8 @@ class Worker:
     def _receive_loop(self) -> None:
         while not self._done.is_set():
             self._check_master()
-            sock = self.socket
-            try:
-                if not sock.poll(200):
-                    continue
-                frame = sock.recv(flags=zmq.NOBLOCK)
-            except zmq.Again:
-                continue
-            except zmq.ZMQError:
-                gevent.sleep(0.1)
+            frame = self.link.receive(200)
+            if frame is None:
                 continue
             try:
                 message = decode(frame)
@@ -408,13 +389,4 @@ class Worker:
         self._close_link(linger=200)
 
     def _close_link(self, linger: int) -> None:
-        """Close the DEALER socket (and its CURVE monitor), letting queued frames go for ``linger`` ms."""
-        if self._monitor is not None:
-            try:
-                self.socket.disable_monitor()
-            except zmq.ZMQError:
-                pass
-            self._monitor.close(linger=0)
-            self._monitor = None
-        if self.socket is not None:
-            self.socket.close(linger=linger)
+        self.link.close(linger)
