@@ -17,7 +17,18 @@ sys.path.insert(0, os.path.dirname(__file__))
 # The fault suite (network namespaces, minutes of faults) is its own target: `make faults` (CI runs both).
 collect_ignore = [] if os.environ.get("LOADGEN_FAULTS") else ["faults"]
 
+from fleet import Fleet  # noqa: E402
 from servers import reset_target, start_target, stop_process, target_stats  # noqa: E402
+
+
+@pytest.fixture
+def fleet(tmp_path: Any) -> Iterator[Fleet]:
+    """Masters and workers started in the test's folder; every one of them killed at teardown."""
+    group = Fleet(tmp_path)
+    try:
+        yield group
+    finally:
+        group.close()
 
 
 @pytest.fixture(scope="session")

@@ -51,15 +51,6 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    group = Fleet(tmp_path)
-    try:
-        yield group
-    finally:
-        group.close()
-
-
-@pytest.fixture
 def url(target: str) -> str:
     reset_target(target)
     return target

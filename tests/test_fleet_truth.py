@@ -7,7 +7,6 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,15 +33,6 @@ from loadgen.stats.recorder import Recorder
 from loadgen.stats.wire import encode_delta
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    group = Fleet(tmp_path)
-    try:
-        yield group
-    finally:
-        group.close()
 
 
 class RawWorker:

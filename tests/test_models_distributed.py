@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fleet import Fleet, free_port
 from servers import access_log_times, per_second, start_target, stop_process
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    group = Fleet(tmp_path)
-    yield group
-    group.close()
 
 
 @pytest.fixture
