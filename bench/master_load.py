@@ -146,7 +146,7 @@ class SimWorker:
 
     def hello(self) -> None:
         self.send({"type": "hello", "version": PROTOCOL_VERSION, "worker_id": self.id, "host": "sim",
-                   "pid": os.getpid(), "session": self.id, "group": self.id, "processes": self.processes})
+                   "pid": os.getpid(), "session": self.id, "processes": self.processes})
 
     def stats(self, delta: dict, final: bool = False) -> None:
         self.seq += 1

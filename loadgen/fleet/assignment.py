@@ -39,7 +39,6 @@ class Assignment:
         self.run = uuid.uuid4().hex[:8]  # this run of the test: the master numbers its deltas apart
         self.outbox = Outbox(merge_wire)
         self.applied = 0  # the desired-state version running
-        self.desired: Target | Rate | None = None
         self.fenced_since: float | None = None
         self.fenced_users = 0
         self.ended = False
@@ -56,7 +55,6 @@ class Assignment:
         if message.version and message.version <= self.applied:
             return
         self.applied = message.version
-        self.desired = message
         runner = self.env.runner
         placement = runner.placement
         moved = (placement.slot, placement.slots) != (message.slot, max(1, message.slots))

@@ -33,7 +33,7 @@ def run_machine(count: int, argv: list[str], master: str, heartbeat_interval: fl
     children = Children(count, command, dict(os.environ, LOADGEN_PROCESSES="1", **{HUB_ENV: hub.endpoint}))
     machine_id = f"{socket.gethostname()}-{os.getpid()}-m{count}"
     worker = Worker(master, heartbeat_interval=heartbeat_interval, master_timeout=master_timeout, stay=stay,
-                    keys=keys, worker_id=machine_id, processes=count, group=machine_id,
+                    keys=keys, worker_id=machine_id, processes=count,
                     preparation=None)
     worker.preparation = GroupPreparation(hub, worker.clock.master_time)
     hub.lease_until_of = lambda: worker.lease.until if worker is not None else float("-inf")

@@ -54,10 +54,6 @@ class Intake:
         ledger = self.ledgers.get((peer.id, peer.run))
         return ledger.acknowledged if ledger is not None else 0
 
-    @property
-    def backlog(self) -> int:
-        return len(self._queue)
-
     def drain(self, timeout: float) -> int:
         """Wait until everything received has been merged (at most ``timeout`` s); returns what is left."""
         with gevent.Timeout(timeout, False):

@@ -222,10 +222,8 @@ class Master:
                                                 self.clock())
             print(f"loadgen master: worker {peer.id} joined from {peer.host}", file=sys.stderr, flush=True)
         peer.host = hello.host[:255]
-        peer.group = hello.group[:255] or peer.id
         peer.has_script = hello.has_script
         peer.session = hello.session
-        peer.held_test = hello.test_id
         peer.last_seen = self.clock()
         self.send(peer, Welcome(version=PROTOCOL_VERSION, master_id=self.master_id))
         if not fresh and peer.state in (PeerState.STARTING, PeerState.RUNNING, PeerState.LOST):

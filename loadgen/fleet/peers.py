@@ -32,8 +32,8 @@ class Peer:
     """One worker process as the master sees it."""
 
     __slots__ = ("identity", "id", "host", "processes", "has_script", "session", "last_seen", "_state", "users",
-                 "cpu_percent", "cpu", "started", "final", "test_id", "run", "group", "desired", "applied",
-                 "lost_event", "held_test")
+                 "cpu_percent", "cpu", "started", "final", "test_id", "run", "desired", "applied",
+                 "lost_event")
 
     def __init__(self, identity: bytes, host: str, processes: int, now: float) -> None:
         self.identity = identity
@@ -51,11 +51,9 @@ class Peer:
         self.final = False
         self.test_id = ""
         self.run = ""  # the worker's run of the test (its deltas are numbered per run)
-        self.group = ""
         self.desired: Target | Rate | None = None  # repeated in every answer until the worker runs it
         self.applied = 0  # the desired-state version the worker says it runs
         self.lost_event: dict[str, Any] | None = None  # the report's open "lost" event
-        self.held_test = ""  # the test the worker said (in its hello) it still holds
 
     @property
     def state(self) -> PeerState:

@@ -48,7 +48,6 @@ class Hello(Message):
     loadgen_version: str = ""
     session: str = ""  # new each time the worker drops its test; kept across reconnects while it holds one
     test_id: str = ""  # the test this worker still holds (fenced or running) when it reconnects
-    group: str = ""  # the machine's worker group (``--processes N``): --expect-workers counts groups
 
 
 @dataclass

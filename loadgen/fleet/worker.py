@@ -65,7 +65,7 @@ class Worker:
 
     def __init__(self, master: str, script_path: str | None = None, heartbeat_interval: float = 1.0,
                  master_timeout: float = 10.0, stay: bool = False, keys: CurveKeys | None = None,
-                 worker_id: str | None = None, processes: int = 1, group: str = "",
+                 worker_id: str | None = None, processes: int = 1,
                  endpoint: str | None = None, preparation: LocalPreparation | None = None) -> None:
         if endpoint is None:
             host, port = parse_master_address(master)
@@ -78,7 +78,6 @@ class Worker:
         self.processes = processes  # the processes this peer speaks for (a machine: its children)
         self.keys = keys
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
-        self.group = group or self.worker_id  # the machine this peer is
         self.link = Dealer(self.endpoint, self.worker_id, keys)
         self.welcomed = False
         self.ever_welcomed = False
@@ -161,8 +160,7 @@ class Worker:
         return Hello(version=PROTOCOL_VERSION, worker_id=self.worker_id, host=socket.gethostname(),
                      pid=os.getpid(), processes=self.processes, has_script=self.script_path is not None,
                      loadgen_version=__version__,
-                     session=self.session, test_id=self.test_id if self.assignment is not None else "",
-                     group=self.group)
+                     session=self.session, test_id=self.test_id if self.assignment is not None else "")
 
     def _heartbeat_loop(self) -> None:
         while not self._done.is_set():

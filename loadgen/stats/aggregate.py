@@ -53,7 +53,6 @@ class Aggregate:
         self._second = Window()
         self._window_opened = self._t0
         self._recent: deque[tuple[float, Window, list[Any]]] = deque(maxlen=RECENT_SECONDS)
-        self.late_unbinned = 0  # deltas that arrived too late for their own second
         self.events: list[dict[str, Any]] = []  # fleet events with their intervals (losses, fences, rejoins)
         self._latency_total = Histogram()  # every request's latency, kept as deltas arrive
 
@@ -156,7 +155,6 @@ class Aggregate:
         for closed_at, window, _row in self._recent:
             if at <= closed_at:
                 return window
-        self.late_unbinned += 1
         return self._second
 
     def _rewrite_row(self, window: Window) -> None:
