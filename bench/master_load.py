@@ -2,7 +2,8 @@
 
 Starts a real ``loadgen master`` (a subprocess, trivial script) and simulates N workers with raw DEALER
 sockets in this process, speaking the protocol: hello, started, a heartbeat a second, and a realistic
-one-second Stats delta a second (10 endpoints, ~300 non-empty histogram buckets each, a few errors).
+one-second Stats delta a second (``Template``: 10 endpoints, latency and two phase histograms each, a few
+errors), encoded by loadgen's own encoder.
 
 Delay: the master merges each delta when it arrives; once a second (the controller's tick) it closes the
 current second into a snapshot. Each delta for second k carries a known request count (9000 + k per worker),
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import resource
@@ -41,7 +43,11 @@ import msgpack
 import psutil
 import zmq
 
-PROTOCOL_VERSION = 2  # loadgen.fleet.protocol.PROTOCOL_VERSION (kept literal: this bench speaks the wire format)
+from loadgen.stats.endpoint import Entry
+from loadgen.stats.recorder import Recorder, StatsDelta
+from loadgen.stats.wire import encode_delta
+
+PROTOCOL_VERSION = 3  # loadgen.fleet.protocol.PROTOCOL_VERSION (kept literal: this bench speaks the protocol)
 LEADS = (0.5, 0.2, 0.1, 0.05, 0.02)
 BASE_REQUESTS = 9000  # per worker per second; + k in second k
 SCRIPT = """\
@@ -67,58 +73,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def histogram(rng: random.Random, buckets: int, total: int) -> dict:
-    """~``buckets`` non-empty log-linear buckets (latencies from ~1 ms to ~2 s) holding ``total`` values."""
-    indexes = sorted(rng.sample(range(700, 1400), buckets))
-    counts = [1] * buckets
-    for _ in range(total - buckets):
-        counts[min(int(rng.expovariate(1 / (buckets / 5))), buckets - 1)] += 1
-    return {"b": indexes, "c": counts, "n": total, "s": total * 15_000, "lo": 1000, "hi": 2_000_000}
-
-
-def merged_total(hists: list[dict]) -> dict:
-    """Every endpoint's histogram merged: the "T" a real worker seals into each delta, so the master merges
-    one histogram for the second's latency instead of all of them."""
-    counts: dict[int, int] = {}
-    for hist in hists:
-        for index, n in zip(hist["b"], hist["c"], strict=True):
-            counts[index] = counts.get(index, 0) + n
-    keys = sorted(counts)
-    return {"b": keys, "c": [counts[k] for k in keys], "n": sum(h["n"] for h in hists),
-            "s": sum(h["s"] for h in hists), "lo": min(h["lo"] for h in hists), "hi": max(h["hi"] for h in hists)}
-
-
 class Template:
-    """One worker's delta; ``for_second(k)`` adds k requests to endpoint 0 (the marker)."""
+    """One host's delta for a second, encoded by loadgen's own encoder: ``BASE_REQUESTS`` requests over
+    ``endpoints`` endpoints, latencies log-normal around 20 ms (a long tail to seconds), each request with its
+    time to first byte and body phases, as kept-alive HTTP requests record them; a few errors on the last
+    endpoint. ``for_second(k)`` adds k requests to endpoint 0 (the marker)."""
 
-    def __init__(self, rng: random.Random, endpoints: int, buckets: int, processes: int = 1) -> None:
+    def __init__(self, rng: random.Random, endpoints: int, processes: int = 1) -> None:
         self.processes = processes
-        per_endpoint = BASE_REQUESTS // endpoints
-        self.entries = []
-        for i in range(endpoints):
-            hist = histogram(rng, buckets, per_endpoint)
-            failures = 3 if i == endpoints - 1 else 0
-            self.entries.append({"m": "GET", "n": f"/api/resource-{i}", "r": per_endpoint, "f": failures,
-                                 "b": per_endpoint * 512, "h": hist})
-        self.errors = [["GET", f"/api/resource-{endpoints - 1}", "HTTP 503 Service Unavailable", 3]]
-        self.total = merged_total([entry["h"] for entry in self.entries])
+        recorder = Recorder()
+        for i in range(BASE_REQUESTS):
+            latency = int(rng.lognormvariate(math.log(20_000), 0.9))
+            ttfb = int(latency * rng.uniform(0.6, 0.95))
+            endpoint = i % endpoints
+            error = "HTTP 503 Service Unavailable" if endpoint == endpoints - 1 and i < 3 * endpoints else None
+            recorder.record("GET", f"/api/resource-{endpoint}", latency, 512, error, ttfb_us=ttfb,
+                            body_us=latency - ttfb)
+        self.delta = recorder.flush()
+        self.first = next(iter(self.delta.entries))
 
-    def for_second(self, k: int) -> dict:
-        first = dict(self.entries[0])
-        hist = dict(first["h"])
-        hist["c"] = list(hist["c"])
-        hist["c"][0] += k
-        hist["n"] += k
-        first["h"] = hist
-        first["r"] += k
-        total = dict(self.total)
-        total["n"] += k
-        total["c"] = list(total["c"])
-        total["c"][total["b"].index(hist["b"][0])] += k
-        delta = {"e": [first, *self.entries[1:]], "x": self.errors,
-                 "k": {"opened": 0, "requests": BASE_REQUESTS + k}, "u": 1, "d": 0, "p": 0, "cpu": 35.0,
-                 "rss": 60.0, "t": time.time(), "T": total}
-        return delta
+    def for_second(self, k: int) -> tuple[dict, dict]:
+        """Second k's delta, with its endpoint histograms and without (held back, as a worker of a large fleet
+        does on all but every ``histograms_every``-th delta: ``stats.cadence``)."""
+        delta = StatsDelta()
+        delta.entries = dict(self.delta.entries)
+        marker = delta.entries[self.first] = Entry(*self.first)
+        marker.merge(self.delta.entries[self.first])
+        assert marker.phases is not None
+        for _ in range(k):
+            marker.latency.add(15_000)
+            marker.phases.ttfb.add(12_000)
+            marker.phases.body.add(3_000)
+        marker.requests += k
+        delta.errors = self.delta.errors
+        delta.counters = {"opened": 0, "requests": BASE_REQUESTS + k}
+        delta.users, delta.cpu_percent, delta.rss_mb, delta.t = 1, 35.0, 60.0, time.time()
+        full = encode_delta(delta.seal())
+        for key, entry in delta.entries.items():
+            delta.entries[key] = light = Entry(*key)
+            light.requests, light.failures, light.bytes = entry.requests, entry.failures, entry.bytes
+        return full, encode_delta(delta)
+
+
+def delta_shape(template: Template) -> dict:
+    """How big one host's delta is: bytes on the wire, histograms, and non-empty buckets per histogram."""
+    wire = template.for_second(1)[0]
+    columns = wire["e"]
+    histograms = columns["h"] + [t for phases in columns["ph"] for t in phases if t is not None]
+    counts = memoryview(wire["C"]).cast({1: "B", 2: "H", 4: "I", 8: "Q"}[wire["W"]])
+    return {"bytes": len(packb(wire)), "histograms": len(histograms) + 1,
+            "buckets_per_histogram": round(len(counts) / (len(histograms) + 1)),
+            "non_empty_per_histogram": round(sum(1 for n in counts if n) / (len(histograms) + 1))}
 
 
 class SimWorker:
@@ -140,6 +145,7 @@ class SimWorker:
         self.stopped = False
         self.beats = 0
         self.seq = 0  # numbered deltas, as real workers send them
+        self.histograms_every = 1  # Start.histograms_every: endpoint histograms on every n-th delta only
 
     def send(self, data: dict) -> None:
         self.socket.send(packb(data))
@@ -166,12 +172,14 @@ class SimWorker:
             self.welcomed = True
         elif kind == "start":
             self.test_id = message["test_id"]
+            self.histograms_every = max(1, int(message.get("histograms_every", 1)))
             self.send({"type": "started", "test_id": self.test_id, "run": "r"})
         elif kind == "target" and self.target_at is None and sum(message["counts"].values()) > 0:
             self.target_at = time.monotonic()
         elif kind == "stop":
-            self.stats({"e": [], "x": [], "k": {}, "u": 0, "d": 0, "p": 0, "cpu": 0.0, "rss": 0.0,
-                        "t": time.time()}, final=True)
+            final = StatsDelta()
+            final.t = time.time()
+            self.stats(encode_delta(final), final=True)
             self.send({"type": "bye", "reason": "test finished"})
             self.stopped = True
 
@@ -198,8 +206,9 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, min_lead: float,
-        heartbeat_timeout: float = 10.0, processes: int = 1) -> dict:
+def run(workers: int, seconds: int, endpoints: int, phases: str, min_lead: float,
+        heartbeat_timeout: float = 10.0, processes: int = 1, every: int = 0) -> dict:
+    """``every``: send endpoint histograms every n-th delta whatever the master says (0: as it says)."""
     raise_file_limit()  # before the master starts: it inherits the limit
     folder = tempfile.mkdtemp(prefix="loadgen-bench-")
     script = os.path.join(folder, "idle.py")
@@ -218,7 +227,7 @@ def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, m
     context = zmq.Context()
     context.set(zmq.MAX_SOCKETS, max(1024, workers + 64))  # one DEALER per simulated host
     rng = random.Random(7)
-    templates = [Template(rng, endpoints, buckets, processes) for _ in range(8)]
+    templates = [Template(rng, endpoints, processes) for _ in range(8)]
     sims = [SimWorker(context, port, i, templates[i % len(templates)]) for i in range(workers)]
     poller = zmq.Poller()
     for sim in sims:
@@ -258,8 +267,10 @@ def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, m
                         payloads.pop(k - 2, None)
                     sim = sims[index]
                     sent = time.time()
-                    payload = payloads[k][id(sim.template)]
-                    if sim.rows is not None:
+                    full, light = payloads[k][id(sim.template)]
+                    cadence = every or sim.histograms_every
+                    payload = full if (k + index) % cadence == 0 else light
+                    if sim.rows is not None and payload is full:  # process rows ride with the histograms
                         payload = dict(payload, w=sim.rows)
                     sim.stats(payload)
                     smallest, first, _last = sends.get(k, (lead, sent, sent))
@@ -286,6 +297,8 @@ def run(workers: int, seconds: int, endpoints: int, buckets: int, phases: str, m
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     result = summarise(report, sends, cpu_window, wall0, workers, seconds, code)
+    result["delta"] = delta_shape(templates[0])
+    result["histograms_every"] = every or sims[0].histograms_every
     result["phases"] = phases
     result["master_rss_mb"] = rss_mb
     return result
@@ -328,7 +341,6 @@ def summarise(report: dict, sends: dict, cpu_window: list, wall0: float, workers
         "seconds": seconds,
         "master_exit": code,
         "master_cpu_percent_of_one_core": cpu,
-        "delta_bytes": len(packb(Template(random.Random(1), 10, 300).for_second(1))),
         "send_span_ms": round(max((last - first) * 1000 for _lead, first, last in sends.values()), 1),
         "on_time_fraction": round(sum(on_time_ratio.values()) / max(1, len(on_time_ratio)), 4),
         "on_time_by_lead_ms": {str(int(lead * 1000)): round(min(r), 3) for lead, r in sorted(by_lead.items())},
@@ -348,33 +360,39 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--endpoints", type=int, default=10)
-    parser.add_argument("--buckets", type=int, default=300)
     parser.add_argument("--phases", choices=("spread", "burst"), default="spread")
     parser.add_argument("--min-lead", type=float, default=0.2, help="spread: the smallest lead, in seconds")
     parser.add_argument("--processes", type=int, default=16, help="--curve: processes per host (rows per delta)")
+    parser.add_argument("--histograms-every", type=int, default=0,
+                        help="send endpoint histograms every n-th delta, whatever the master asks (1: every delta)")
     parser.add_argument("--curve", type=str, default=None,
                         help="comma-separated fleet sizes (e.g. 100,500,1000,2000): one run each at the default "
                              "3 s heartbeat timeout, printed as a table")
     args = parser.parse_args()
     if args.curve:
-        print_curve([int(n) for n in args.curve.split(",")], args.seconds, args.endpoints, args.buckets,
-                    args.processes)
+        print_curve([int(n) for n in args.curve.split(",")], args.seconds, args.endpoints, args.processes,
+                    args.histograms_every)
         return
-    result = run(args.workers, args.seconds, args.endpoints, args.buckets, args.phases, args.min_lead)
+    result = run(args.workers, args.seconds, args.endpoints, args.phases, args.min_lead,
+                 every=args.histograms_every)
     print(json.dumps(result, indent=2))
 
 
-def print_curve(sizes: list[int], seconds: int, endpoints: int, buckets: int, processes: int = 16) -> list[dict]:
+def print_curve(sizes: list[int], seconds: int, endpoints: int, processes: int = 16, every: int = 0) -> list[dict]:
     """The master's cost as the fleet grows: one peer per host (its hub merges its processes' deltas)."""
-    print(f"master load: one delta a second per host ({processes} processes' rows), {endpoints} endpoints x "
-          f"{buckets} buckets each, 3 s heartbeat timeout")
-    print(f"{'hosts':>6} {'master CPU % of a core':>23} {'RSS MB':>7} {'on time':>8} {'false losses':>13} "
-          f"{'all counted':>12}")
+    shape = delta_shape(Template(random.Random(7), endpoints, processes))
+    print(f"master load: one delta a second per host ({processes} processes' rows), {endpoints} endpoints with "
+          f"latency, TTFB and body each ({shape['histograms']} histograms, ~{shape['non_empty_per_histogram']} "
+          f"non-empty buckets each, {shape['bytes'] // 1024} KiB), 3 s heartbeat timeout")
+    print(f"{'hosts':>6} {'histograms every':>17} {'master CPU % of a core':>23} {'RSS MB':>7} {'on time':>8} "
+          f"{'false losses':>13} {'all counted':>12}")
     results = []
     for size in sizes:
-        result = run(size, seconds, endpoints, buckets, "spread", 0.2, heartbeat_timeout=3.0, processes=processes)
+        result = run(size, seconds, endpoints, "spread", 0.2, heartbeat_timeout=3.0, processes=processes,
+                     every=every)
         results.append(result)
-        print(f"{size:>6} {result['master_cpu_percent_of_one_core']!s:>23} {result['master_rss_mb']!s:>7} "
+        print(f"{size:>6} {str(result['histograms_every']) + ' s':>17} "
+              f"{result['master_cpu_percent_of_one_core']!s:>23} {result['master_rss_mb']!s:>7} "
               f"{result['on_time_fraction']:>8} {result['false_losses']:>13} {result['all_requests_counted']!s:>12}",
               flush=True)
     return results

@@ -37,6 +37,8 @@ from loadgen.fleet.protocol import (
     decode,
     encode,
 )
+from loadgen.stats.recorder import StatsDelta
+from loadgen.stats.wire import encode_delta
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -265,7 +267,9 @@ class FakeWorker:
 
 
 def empty_delta() -> dict:
-    return {"e": [], "x": [], "k": {}, "u": 0, "d": 0, "p": 0, "cpu": 0.0, "rss": 0.0, "t": time.time()}
+    delta = StatsDelta()
+    delta.t = time.time()
+    return encode_delta(delta)
 
 
 def script_package(directory: Path) -> Path:

@@ -9,10 +9,11 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadgen.stats import Aggregate, ErrorTable, Histogram, Recorder, normalise
+from loadgen.stats import Aggregate, Entry, ErrorTable, Histogram, Recorder, normalise
 from loadgen.stats.histogram import bucket_bounds, bucket_of
-from loadgen.stats.recorder import MAX_ENDPOINTS, OTHER_ENDPOINTS
-from loadgen.stats.wire import decode_delta, decode_histogram, encode_delta, encode_histogram
+from loadgen.stats.recorder import MAX_ENDPOINTS, OTHER_ENDPOINTS, StatsDelta
+from loadgen.stats.spans import SpanHistogram
+from loadgen.stats.wire import decode_delta, encode_delta
 
 QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
 
@@ -47,17 +48,34 @@ def test_percentiles_within_one_percent(values: list[int]) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(values_strategy, min_size=1, max_size=8))
 def test_merge_equals_union(parts: list[list[int]]) -> None:
-    merged = Histogram()
-    union = Histogram()
+    """What a master does: each part crosses the wire, and merges into a span histogram."""
+    merged, merged_list, union = SpanHistogram(), Histogram(), Histogram()
     for part in parts:
         h = Histogram()
         h.add_many(part)
-        merged.merge(decode_histogram(msgpack.unpackb(msgpack.packb(encode_histogram(h)), strict_map_key=False)))
+        received = over_the_wire(h)
+        merged.merge(received)
+        merged_list.merge(received)
         union.add_many(part)
-    assert merged.counts == union.counts
-    assert (merged.count, merged.total, merged.min, merged.max) == (union.count, union.total, union.min, union.max)
+    for got in (merged, merged_list):
+        assert dict(got.items()) == dict(union.items())
+        assert (got.count, got.total, got.min, got.max) == (union.count, union.total, union.min, union.max)
+        assert got.percentiles(QUANTILES) == union.percentiles(QUANTILES)
     flat = [v for part in parts for v in part]
-    assert_within_one_percent(merged, flat)
+    assert_within_one_percent(merged, flat)  # type: ignore[arg-type]
+
+
+def over_the_wire(hist: Histogram) -> SpanHistogram:
+    """``hist`` as a master receives it: a one-entry delta, encoded, through msgpack, decoded."""
+    delta = StatsDelta()
+    delta.entries[("GET", "/")] = entry = Entry("GET", "/")
+    entry.latency, entry.requests = hist, hist.count
+    frame = msgpack.packb(encode_delta(delta.seal()), use_bin_type=True)
+    back = decode_delta(msgpack.unpackb(frame, raw=False, strict_map_key=False))
+    assert back.total is not None and back.total.count == hist.count
+    latency = back.entries[("GET", "/")].latency
+    assert isinstance(latency, SpanHistogram)
+    return latency
 
 
 def test_large_random_samples() -> None:

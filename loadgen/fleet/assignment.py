@@ -19,17 +19,25 @@ from loadgen.fleet.lease import Lease, MasterClock
 from loadgen.fleet.local_test import LocalTest
 from loadgen.fleet.outbox import Outbox
 from loadgen.fleet.protocol import Event, Message, Rate, Stats, Target, Warning_
-from loadgen.stats.wire import encode_delta, merge_wire
+from loadgen.stats.cadence import HistogramCadence
+from loadgen.stats.wire import Wire, encode_delta
 
 FENCE_CHECK = 0.05  # seconds between lease checks
 CLOCK_REALIGN = 0.002  # a better clock estimate this far off moves the arrival grid
+
+
+def _merge_backlog(first: Wire, second: Wire) -> Wire:
+    """Two unsent deltas as one (a long cut); decoding needs numpy, which a worker loads only then."""
+    from loadgen.stats.wire import merge_wire
+
+    return merge_wire(first, second)
 
 
 class Assignment:
     """One test on this worker, from Start to its final delta."""
 
     def __init__(self, test_id: str, env: LocalTest, send: Callable[[Message], bool], lease: Lease,
-                 clock: MasterClock, label: str) -> None:
+                 clock: MasterClock, label: str, histograms_every: int = 1) -> None:
         self.test_id = test_id
         self.env = env
         self._send = send
@@ -37,7 +45,8 @@ class Assignment:
         self.clock = clock
         self.label = label
         self.run = uuid.uuid4().hex[:8]  # this run of the test: the master numbers its deltas apart
-        self.outbox = Outbox(merge_wire)
+        self.outbox = Outbox(_merge_backlog)
+        self.cadence = HistogramCadence(histograms_every, random.randrange(max(1, histograms_every)))
         self.applied = 0  # the desired-state version running
         self.fenced_since: float | None = None
         self.fenced_users = 0
@@ -131,7 +140,7 @@ class Assignment:
 
     def _take_delta(self, final: bool) -> None:
         now = time.monotonic()
-        delta = self.env.flush()
+        delta = self.cadence.pace(self.env.flush(), final)
         start, self._last_flush = self._last_flush, now
         self.outbox.add(encode_delta(delta), self.clock.master_time(start), self.clock.master_time(now), final)
 

@@ -4,6 +4,7 @@ receive loop (which stamps liveness) never waits behind a merge."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from loadgen.stats.aggregate import Aggregate
 from loadgen.stats.wire import WireError, decode_delta
 
 log = logging.getLogger("loadgen.fleet.intake")
+MERGE_TURN = 0.002  # seconds of merging before the other greenlets get a turn
+GATHER = 0.005  # seconds a wake-up waits for more deltas (a large fleet's arrive every millisecond)
 
 
 class Intake:
@@ -65,7 +68,9 @@ class Intake:
         queue = self._queue
         while True:
             self._ready.wait()
+            gevent.sleep(GATHER)  # let a few more arrive: one wake-up merges them all
             self._ready.clear()
+            turn_ends = time.monotonic() + MERGE_TURN
             while queue:
                 peer, message, lost = queue.popleft()
                 try:
@@ -76,7 +81,9 @@ class Intake:
                 except Exception:  # noqa: BLE001 - a delta must never stop the intake
                     self.bad += 1
                     log.debug("error merging a delta from %s", peer.id, exc_info=True)
-                gevent.sleep(0)  # the receive loop, the ticks and the heartbeats go between deltas
+                if time.monotonic() > turn_ends:  # the receive loop, the ticks and the heartbeats go between
+                    gevent.sleep(0)
+                    turn_ends = time.monotonic() + MERGE_TURN
 
     def _merge(self, peer: Peer, message: Stats, lost: bool) -> None:
         if message.test_id != self.test_id or not self.test_id or not self.merging:

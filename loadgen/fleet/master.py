@@ -51,6 +51,7 @@ from loadgen.model.plan import TestPlan
 from loadgen.model.targets import LoadTarget
 from loadgen.script.loader import Script
 from loadgen.stats.aggregate import Aggregate
+from loadgen.stats.cadence import histograms_every
 from loadgen.stats.recorder import StatsDelta
 from loadgen.stats.wire import WireError
 
@@ -323,7 +324,8 @@ class Master:
         peer.desired = None
         files = {} if peer.has_script else self.script_files
         self.send(peer, Start(test_id=self.test_id, options=self.options.to_dict(), script_name=self.script_name,
-                              script_files=files, clock=self.clock(), lease=self.lease))
+                              script_files=files, clock=self.clock(), lease=self.lease,
+                              histograms_every=histograms_every(len(self.peers))))
 
     def apply(self, target: LoadTarget) -> None:
         """The controller's target for the whole fleet: split over the running workers now and on every change."""

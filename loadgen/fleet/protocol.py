@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import msgpack
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
@@ -139,6 +139,7 @@ class Start(Message):
     script_files: dict[str, Any] = field(default_factory=dict)
     clock: float = 0.0  # the master's clock when sent
     lease: float = 2.0  # how long an answered heartbeat lets the worker run users
+    histograms_every: int = 1  # deltas between the endpoint histograms it sends (stats.cadence)
 
 
 @dataclass
@@ -216,11 +217,24 @@ _REQUIRED = {
            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     for name, fields in _FIELDS.items()
 }
+_NAMES = {name: tuple(fields) for name, fields in _FIELDS.items()}
 _TYPES = {bool: (bool,), int: (int,), float: (int, float), str: (str,), dict: (dict,)}
 
 
+def _annotation(spec: dataclasses.Field[Any]) -> type:
+    """The plain type a field's annotation names (``dict[str, Any]`` → dict); ``object`` for anything else."""
+    return {"int": int, "float": float, "str": str, "bool": bool, "dict": dict}.get(str(spec.type).split("[")[0],
+                                                                                     object)
+
+
+_EXPECTED: dict[str, dict[str, tuple[type, ...] | None]] = {
+    name: {key: _TYPES.get(_annotation(spec)) for key, spec in fields.items()} for name, fields in _FIELDS.items()
+}
+"""The Python types each field of each message accepts (None: anything), worked out once."""
+
+
 def encode(message: Message) -> bytes:
-    data = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    data = {name: getattr(message, name) for name in _NAMES[message.type]}
     data["type"] = message.type
     frame: bytes = msgpack.packb(data, use_bin_type=True)
     return frame
@@ -242,16 +256,15 @@ def decode(frame: bytes) -> Message:
         raise FrameError(f"unknown message type {name!r}"[:200])
     if name in ("hello", "welcome") and "version" in data and data["version"] != PROTOCOL_VERSION:
         raise VersionMismatch(data["version"] if isinstance(data["version"], (int, str)) else "?", name)
-    fields = _FIELDS[name]
+    types = _EXPECTED[name]
     missing = _REQUIRED[name] - data.keys()
     if missing:
         raise FrameError(f"{name}: missing {sorted(missing)}")
     values: dict[str, Any] = {}
     for key, value in data.items():
-        spec = fields.get(key)
-        if spec is None:
+        if key not in types:
             continue  # newer peers may add fields
-        expected = _TYPES.get(_annotation(spec))
+        expected = types[key]
         if expected is not None and (type(value) not in expected
                                      or (type(value) is float and not math.isfinite(value))):
             raise FrameError(f"{name}.{key}: wrong type {type(value).__name__}")
@@ -270,8 +283,3 @@ def decode_map(data: dict[str, Any]) -> Message:
     """A message carried inside another as a map; ``FrameError`` for anything malformed."""
     return decode(msgpack.packb(data, use_bin_type=True))
 
-
-def _annotation(spec: dataclasses.Field[Any]) -> type:
-    """The plain type a field's annotation names (``dict[str, Any]`` → dict); ``object`` for anything else."""
-    return {"int": int, "float": float, "str": str, "bool": bool, "dict": dict}.get(str(spec.type).split("[")[0],
-                                                                                     object)

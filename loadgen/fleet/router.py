@@ -8,6 +8,7 @@ import resource
 from collections.abc import Callable
 
 import gevent
+import zmq as plain_zmq
 import zmq.green as zmq
 
 from loadgen.fleet.link import bind_endpoint, master_socket, printable
@@ -15,6 +16,7 @@ from loadgen.fleet.protocol import Message, encode
 from loadgen.fleet.security import CurveKeys, ZapHandler
 
 log = logging.getLogger("loadgen.fleet.router")
+RECEIVE_BATCH = 64  # frames taken without waiting before the loop waits (and lets others run) again
 
 
 def raise_file_limit() -> None:
@@ -43,17 +45,22 @@ class Router:
             log.debug("send to %s failed: %s", printable(identity), exc)
 
     def receive_loop(self, on_frames: Callable[[list[bytes]], None]) -> None:
-        """Hand every multipart frame to ``on_frames`` until the socket is closed."""
+        """Hand every multipart frame to ``on_frames`` until the socket is closed. It waits the green way, then
+        takes whatever else is queued straight from pyzmq (a thousand hosts' frames a second: the green
+        wrapper's per-call bookkeeping is a tenth of a master's time)."""
         sock = self.socket
+        take = plain_zmq.Socket.recv_multipart
         while True:
             try:
-                frames = sock.recv_multipart(copy=True)
+                on_frames(sock.recv_multipart(copy=True))
+                for _ in range(RECEIVE_BATCH):
+                    on_frames(take(sock, plain_zmq.NOBLOCK))
+            except plain_zmq.Again:
+                continue
             except zmq.ZMQError:
                 if sock.closed:
                     return
                 gevent.sleep(0.01)
-                continue
-            on_frames(frames)
 
     @property
     def refused(self) -> int:

@@ -62,8 +62,11 @@ def _per_process(current: Mapping[str, Mapping[str, int]] | None, workers: Seque
     if current is None:
         return None
     result: dict[str, dict[str, int]] = {}
+    by_worker: dict[str, list[str]] = {}
+    for p in procs:
+        by_worker.setdefault(p.rsplit("#", 1)[0], []).append(p)
     for w in workers:
-        mine = [p for p in procs if p.rsplit("#", 1)[0] == w]
+        mine = by_worker.get(w, [])
         for name, n in (current.get(w) or {}).items():
             for p, part in split_by_weight(n, dict.fromkeys(mine, 1.0)).items():
                 result.setdefault(p, {})[name] = part

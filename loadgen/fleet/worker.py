@@ -337,7 +337,8 @@ class Worker:
         env.recorder.flush()  # counters start from here
         self.clock.one_way(message.clock, time.monotonic())
         self.lease.duration = message.lease
-        self.assignment = Assignment(message.test_id, env, self.send, self.lease, self.clock, self.worker_id)
+        self.assignment = Assignment(message.test_id, env, self.send, self.lease, self.clock, self.worker_id,
+                                     histograms_every=message.histograms_every)
         self.send(Started(test_id=message.test_id, run=self.assignment.run))
         self.beat()  # the answer grants the lease: no user runs before
 

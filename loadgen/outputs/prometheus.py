@@ -18,8 +18,7 @@ from prometheus_client.utils import floatToGoString
 
 from loadgen.model.addresses import is_loopback
 from loadgen.outputs.serving import parse_listen, server_url, start_server
-from loadgen.stats.histogram import Histogram, bucket_value
-from loadgen.stats.phases import Tally
+from loadgen.stats.histogram import Counts, bucket_value
 
 # Upper bounds in seconds of the exported latency buckets (cumulative; +Inf is added).
 BUCKETS_S: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -45,7 +44,7 @@ class BucketMap:
             pos = self._position[index] = bisect_left(self.bounds_us, bucket_value(index))
         return pos
 
-    def cumulative(self, hist: Histogram | Tally) -> list[tuple[str, float]]:
+    def cumulative(self, hist: Counts) -> list[tuple[str, float]]:
         counts = [0] * (len(self.bounds_us) + 1)
         for index, n in hist.items():
             counts[self.position(index)] += n

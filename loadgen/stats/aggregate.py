@@ -14,15 +14,16 @@ from loadgen.model.counters import COUNTER_FIELDS
 from loadgen.model.notices import Notice
 from loadgen.stats.endpoint import Entry
 from loadgen.stats.errors import ErrorTable
-from loadgen.stats.histogram import Histogram
 from loadgen.stats.recorder import MAX_ENDPOINTS, OTHER_ENDPOINTS, StatsDelta
 from loadgen.stats.report import Report, build_report
 from loadgen.stats.snapshot import Snapshot, TickContext, build_snapshot
+from loadgen.stats.spans import SpanHistogram
 from loadgen.stats.units import ms
 from loadgen.stats.window import Window
 from loadgen.stats.workers import WorkerRow
 
 TIMELINE_SECONDS = 24 * 3600
+LIVE_PROCESS_ROWS = 256  # past this many process rows, the live snapshot shows one row per machine
 RECENT_SECONDS = 120  # closed seconds a late delta can still be put into, with their latency histograms
 LATE_AFTER = 1.0  # a delta that ended this long before the current second began belongs to an earlier one
 
@@ -45,6 +46,7 @@ class Aggregate:
         self.missed = 0
         self.workers: dict[str, WorkerRow] = {}
         self._machines: dict[str, WorkerRow] = {}  # machines' own rows, kept aside once their processes report
+        self._process_rows_of: dict[str, list[WorkerRow]] = {}  # a machine's processes' rows
         self.warnings: list[dict[str, Any]] = []
         self._warning_keys: set[tuple[str, str]] = set()
         self.target_users = 0
@@ -54,7 +56,7 @@ class Aggregate:
         self._window_opened = self._t0
         self._recent: deque[tuple[float, Window, list[Any]]] = deque(maxlen=RECENT_SECONDS)
         self.events: list[dict[str, Any]] = []  # fleet events with their intervals (losses, fences, rejoins)
-        self._latency_total = Histogram()  # every request's latency, kept as deltas arrive
+        self._latency_total = SpanHistogram()  # every request's latency, kept as deltas arrive
 
     # ---- input -------------------------------------------------------------------------------------------
     def restart_clock(self) -> None:
@@ -62,7 +64,7 @@ class Aggregate:
         self._t0 = self._window_opened = self._clock()
 
     def add_worker(self, worker_id: str, host: str, processes: int = 1) -> WorkerRow:
-        row = self.workers.get(worker_id)
+        row = self._machines.get(worker_id) or self.workers.get(worker_id)
         if row is None:
             row = self.workers[worker_id] = WorkerRow(worker_id, host, processes)
         row.processes = processes
@@ -84,8 +86,13 @@ class Aggregate:
                     key = (key[0], OTHER_ENDPOINTS)
                     total = self.entries.get(key)
                 if total is None:
-                    total = self.entries[key] = Entry(key[0], key[1])
-            total.merge(entry)
+                    total = self.entries[key] = Entry(key[0], key[1], histogram=SpanHistogram)
+            if entry.latency.count or entry.phases is not None or entry.service is not None:
+                total.merge(entry)
+            else:  # counts only: its histograms travel with a later delta (stats.cadence)
+                total.requests += entry.requests
+                total.failures += entry.failures
+                total.bytes += entry.bytes
             window.requests += entry.requests
             window.failures += entry.failures
             by_endpoint[key] = by_endpoint.get(key, 0) + entry.requests
@@ -107,11 +114,12 @@ class Aggregate:
             self._rewrite_row(window)
         if delta.processes:
             self._process_rows(worker_id, delta)
-            return
-        row = self.workers.get(worker_id)
+        row = self._machines.get(worker_id) or self.workers.get(worker_id)
         if row is None:
+            if delta.processes:
+                return  # a machine the master never announced (tests): its processes' rows only
             row = self.add_worker(worker_id, "local")
-        row.users = delta.users
+        row.users = delta.users  # a machine's users: every second, its processes' rows with their histograms
         row.peak_users = max(row.peak_users, delta.users)
         row.requests += delta.requests
         row.failures += delta.failures
@@ -130,6 +138,7 @@ class Aggregate:
             if row is None:
                 row = self.workers[process] = WorkerRow(process, host, len(delta.processes))
                 row.peer = worker_id
+                self._process_rows_of.setdefault(worker_id, []).append(row)
             row.processes = max(row.processes, len(delta.processes))
             row.lost_process = bool(lost)
             if machine is not None:
@@ -141,12 +150,19 @@ class Aggregate:
             row.cpu_percent = float(cpu)
             row.rss_mb = float(rss)
 
+    def live_rows(self) -> list[WorkerRow]:
+        """The live snapshot's worker rows: every process's, or, past ``LIVE_PROCESS_ROWS``, one per machine
+        (the report keeps every process's row)."""
+        if len(self.workers) <= LIVE_PROCESS_ROWS or not self._machines:
+            return list(self.workers.values())
+        return [row for row in self.workers.values() if row.id == row.peer] + list(self._machines.values())
+
     def rows_of(self, worker_id: str) -> list[WorkerRow]:
         """A peer's report rows: its own, or its processes' (a machine)."""
         row = self.workers.get(worker_id)
         if row is not None:
             return [row]
-        rows = [r for r in self.workers.values() if r.peer == worker_id]
+        rows = list(self._process_rows_of.get(worker_id, ()))
         machine = self._machines.get(worker_id)
         return rows + ([machine] if machine is not None else [])
 
@@ -205,7 +221,10 @@ class Aggregate:
 
     @property
     def users(self) -> int:
-        return sum(row.users for row in self.workers.values() if row.state != "lost")
+        """Users running now: each worker's, and each machine's own count (its processes' rows may lag)."""
+        machines = self._machines
+        users = sum(row.users for row in self.workers.values() if row.state != "lost" and row.peer not in machines)
+        return users + sum(row.users for row in machines.values() if row.state != "lost")
 
     def tick(self, context: TickContext | None = None) -> Snapshot:
         """Close the current second: append it to the timeline and return the live snapshot."""
@@ -230,10 +249,10 @@ class Aggregate:
         return snapshot
 
     # ---- output ------------------------------------------------------------------------------------------
-    def total_histogram(self, service: bool = False) -> Histogram:
+    def total_histogram(self, service: bool = False) -> SpanHistogram:
         if not service:
             return self._latency_total
-        total = Histogram()
+        total = SpanHistogram()
         for entry in self.entries.values():
             if entry.service is not None:
                 total.merge(entry.service)

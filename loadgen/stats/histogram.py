@@ -7,8 +7,8 @@ width is at most 1/64 of its lower bound and its midpoint is within 0.8% of any 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 SUB_BITS = 7
 LINEAR_LIMIT = 1 << SUB_BITS  # values below this are exact
@@ -63,11 +63,44 @@ BUCKET_TABLE = _bucket_table(TABLE_SIZE)
 """The bucket of every value below 65.5 ms, looked up instead of computed on the hot path (~0.5 MiB)."""
 
 
+class Counts(Protocol):
+    """What outputs read of any histogram (`Histogram`, `stats.spans.SpanHistogram`, a phase `Tally`)."""
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def total(self) -> int: ...
+
+    @property
+    def max(self) -> int: ...
+
+    @property
+    def mean(self) -> float: ...
+
+    def add(self, value: int) -> None: ...
+
+    def merge(self, other: Any) -> None: ...
+
+    def percentiles(self, qs: Iterable[float]) -> list[int]: ...
+
+    def items(self) -> Iterable[tuple[int, int]]: ...
+
+
+class Latencies(Counts, Protocol):
+    """A latency histogram, which also keeps its true minimum (`Histogram`, `SpanHistogram`)."""
+
+    @property
+    def min(self) -> int: ...
+
+    def percentile(self, q: float) -> int: ...
+
+
 class Histogram:
     """Dense bucket counts (a fixed list) plus exact count, sum, min and max.
 
-    A list beats a dict on both hot paths: ``add`` is one index increment, and merging a worker's
-    sparse wire form is one indexed add per non-empty bucket.
+    A list beats a dict on the hot path: ``add`` is one index increment. The merging side (a master)
+    uses `stats.spans.SpanHistogram` instead.
     """
 
     __slots__ = ("counts", "count", "total", "min", "max")
@@ -104,28 +137,20 @@ class Histogram:
         for value in values:
             self.add(value)
 
-    def merge(self, other: Histogram | SparseHistogram) -> None:
-        """Add ``other``'s counts to this histogram."""
+    def merge(self, other: Any) -> None:
+        """Add another histogram's counts: a `Histogram` (list against list), or any with ``items()``."""
         if other.count == 0:
             return
-        if isinstance(other, SparseHistogram):
-            self.merge_sparse(other.buckets, other.bucket_counts, other.count, other.total, other.min, other.max)
-            return
-        if self.count == 0:
-            self.counts = other.counts[:]
+        if type(other) is Histogram:
+            if self.count == 0:
+                self.counts = other.counts[:]
+            else:
+                self.counts = [a + b for a, b in zip(self.counts, other.counts)]
         else:
-            self.counts = [a + b for a, b in zip(self.counts, other.counts)]
+            mine = self.counts
+            for index, n in other.items():
+                mine[index] += n
         self._merge_summary(other.count, other.total, other.min, other.max)
-
-    def merge_sparse(self, buckets: list[int], counts: list[int], count: int, total: int, low: int,
-                     high: int) -> None:
-        """Add a histogram given in its wire form (``stats.wire``) without building it."""
-        if count == 0:
-            return
-        mine = self.counts
-        for index, n in zip(buckets, counts):
-            mine[index] += n
-        self._merge_summary(count, total, low, high)
 
     def _merge_summary(self, count: int, total: int, low: int, high: int) -> None:
         if self.count == 0:
@@ -181,24 +206,6 @@ class Histogram:
 
     def __len__(self) -> int:
         return self.count
-
-
-class SparseHistogram:
-    """A received histogram kept in its wire form: merging it costs one add per non-empty bucket."""
-
-    __slots__ = ("buckets", "bucket_counts", "count", "total", "min", "max")
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.buckets: list[int] = data["b"]
-        self.bucket_counts: list[int] = data["c"]
-        self.count: int = data["n"]
-        self.total: int = data["s"]
-        self.min: int = data["lo"]
-        self.max: int = data["hi"]
-
-    @property
-    def mean(self) -> float:
-        return self.total / self.count if self.count else 0.0
 
 
 def nearest_rank(q: float, count: int) -> int:

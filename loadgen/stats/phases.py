@@ -6,10 +6,10 @@ an endpoint served over kept-alive connections has TTFB and body, and no DNS, co
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from loadgen.stats.histogram import BUCKET_TABLE, TABLE_SIZE, bucket_of, bucket_value, nearest_rank
+from loadgen.stats.histogram import BUCKET_TABLE, TABLE_SIZE, Counts, bucket_of, bucket_value, nearest_rank
 
 PHASES = ("dns", "connect", "tls", "ttfb", "body")
 """The phases, in the order a request goes through them."""
@@ -35,9 +35,11 @@ class Tally:
         if value > self.max:
             self.max = value
 
-    def merge(self, other: Tally) -> None:
+    def merge(self, other: Any) -> None:
+        """Add another tally, or any histogram with ``items()``."""
         counts = self.counts
-        for index, n in other.counts.items():
+        pairs = other.counts.items() if type(other) is Tally else other.items()
+        for index, n in pairs:
             counts[index] = counts.get(index, 0) + n
         self.count += other.count
         self.total += other.total
@@ -72,35 +74,26 @@ class Tally:
             out[i] = self.max
         return out
 
-    def encode(self) -> dict[str, Any]:
-        """The wire form: {"b": [bucket], "c": [count], "n": count, "s": sum, "hi": max}."""
-        keys = list(self.counts)
-        return {"b": keys, "c": [self.counts[k] for k in keys], "n": self.count, "s": self.total, "hi": self.max}
-
-    @classmethod
-    def decode(cls, data: Mapping[str, Any]) -> Tally:
-        """From the wire form (validated by `stats.wire`)."""
-        tally = cls()
-        tally.counts = dict(zip(data["b"], data["c"]))
-        tally.count, tally.total, tally.max = data["n"], data["s"], data["hi"]
-        return tally
-
 
 class Phases:
-    """The phase tallies of one endpoint; a tally exists once a request paid that phase."""
+    """The phase tallies of one endpoint; a tally exists once a request paid that phase.
+
+    A recorder's tallies are `Tally`s; a merging side passes its own kind (``tally=SpanHistogram``), and
+    tallies it creates later are of the same kind as ``ttfb``'s.
+    """
 
     __slots__ = PHASES
 
-    def __init__(self) -> None:
-        self.dns: Tally | None = None
-        self.connect: Tally | None = None
-        self.tls: Tally | None = None
-        self.ttfb = Tally()
-        self.body = Tally()
+    def __init__(self, tally: Callable[[], Counts] = Tally) -> None:
+        self.dns: Counts | None = None
+        self.connect: Counts | None = None
+        self.tls: Counts | None = None
+        self.ttfb: Counts = tally()
+        self.body: Counts = tally()
 
     def add_response(self, ttfb_us: int, body_us: int) -> None:
         """Every request with a response: time to first byte and body (the hot path, unrolled)."""
-        tally = self.ttfb
+        tally: Tally = self.ttfb  # type: ignore[assignment]  # a recorder's phases hold Tallies
         counts = tally.counts
         index = BUCKET_TABLE[ttfb_us] if 0 <= ttfb_us < TABLE_SIZE else bucket_of(ttfb_us)
         counts[index] = counts.get(index, 0) + 1
@@ -108,7 +101,7 @@ class Phases:
         tally.total += ttfb_us
         if ttfb_us > tally.max:
             tally.max = ttfb_us
-        tally = self.body
+        tally = self.body  # type: ignore[assignment]
         counts = tally.counts
         index = BUCKET_TABLE[body_us] if 0 <= body_us < TABLE_SIZE else bucket_of(body_us)
         counts[index] = counts.get(index, 0) + 1
@@ -123,21 +116,22 @@ class Phases:
             if value >= 0:
                 self._tally(name).add(value)
 
-    def _tally(self, name: str) -> Tally:
-        tally: Tally | None = getattr(self, name)
+    def _tally(self, name: str) -> Counts:
+        tally: Counts | None = getattr(self, name)
         if tally is None:
-            tally = Tally()
+            tally = type(self.ttfb)()
             setattr(self, name, tally)
         return tally
 
     def merge(self, other: Phases) -> None:
-        for name in PHASES:
+        self.ttfb.merge(other.ttfb)
+        self.body.merge(other.body)
+        for name in ("dns", "connect", "tls"):  # paid only by requests that opened a connection
             theirs = getattr(other, name)
-            if theirs is None or not theirs.count:
-                continue
-            self._tally(name).merge(theirs)
+            if theirs is not None and theirs.count:
+                self._tally(name).merge(theirs)
 
-    def items(self) -> list[tuple[str, Tally]]:
+    def items(self) -> list[tuple[str, Counts]]:
         """(phase, tally) for every phase some request paid, in request order."""
         out = []
         for name in PHASES:
@@ -145,13 +139,3 @@ class Phases:
             if tally is not None and tally.count:
                 out.append((name, tally))
         return out
-
-    def encode(self) -> dict[str, Any]:
-        return {name: tally.encode() for name, tally in self.items()}
-
-    @classmethod
-    def decode(cls, data: Mapping[str, Any]) -> Phases:
-        phases = cls()
-        for name, raw in data.items():
-            setattr(phases, name, Tally.decode(raw))
-        return phases

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from loadgen.stats.endpoint import Entry
 from loadgen.stats.errors import ErrorTable
-from loadgen.stats.histogram import Histogram, SparseHistogram
+from loadgen.stats.histogram import Histogram, Latencies
 from loadgen.stats.phases import Phases
 
 MAX_ENDPOINTS = 1000
@@ -31,7 +31,7 @@ class StatsDelta:
         self.cpu_percent = 0.0
         self.rss_mb = 0.0
         self.t = 0.0
-        self.total: Histogram | SparseHistogram | None = None  # every entry's latency merged, so a master merges one, not all
+        self.total: Latencies | None = None  # every entry's latency merged, so a master merges one, not all
         # a machine's merged delta (worker --processes N): each process's own row, id → [requests, failures,
         # users, cpu %, rss MB, lost (0/1)], requests and failures counted since the test began; empty for one
         # process's delta
@@ -41,20 +41,27 @@ class StatsDelta:
         """Add ``other`` (a later delta of the same process, or another process of the same machine)."""
         for key, entry in other.entries.items():
             total = self.entries.get(key)
-            if total is None:
-                total = self.entries[key] = Entry(key[0], key[1])
+            if total is None:  # of the kind it absorbs (received deltas: `SpanHistogram`)
+                total = self.entries[key] = Entry(key[0], key[1], histogram=type(entry.latency))
             total.merge(entry)
         self.errors.merge(other.errors)
         for name, value in other.counters.items():
             self.counters[name] = self.counters.get(name, 0) + value
         self.dropped += other.dropped
         self.missed += other.missed
+        if other.total is not None:  # the seconds' latency, which the entries may not carry (stats.cadence)
+            if self.total is None:
+                self.total = type(other.total)()
+            self.total.merge(other.total)
         for process, row in other.processes.items():
             self.processes[process] = list(row)  # running totals: the newer row holds the older
 
     def seal(self) -> StatsDelta:
-        """Compute ``total`` (once, on the sending side)."""
-        total = Histogram()
+        """Compute ``total`` (once, on the sending side; a merge of sealed deltas has it already)."""
+        if self.total is not None:
+            return self
+        first = next(iter(self.entries.values()), None)
+        total: Latencies = Histogram() if first is None else type(first.latency)()
         for entry in self.entries.values():
             total.merge(entry.latency)
         self.total = total

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from loadgen.stats.endpoint import Entry
-from loadgen.stats.histogram import Histogram
+from loadgen.stats.histogram import Latencies
 from loadgen.stats.phases import Phases
 from loadgen.stats.units import ms
 from loadgen.stats.view import AggregateView
@@ -21,7 +21,7 @@ TIMELINE_FIELDS = ("t", "users", "requests", "failures", "dropped", "missed", "p
 Report = dict[str, Any]
 
 
-def latency_summary(hist: Histogram) -> dict[str, float]:
+def latency_summary(hist: Latencies) -> dict[str, float]:
     """min/mean/percentiles/max of a microsecond histogram, in milliseconds."""
     p50, p90, p95, p99, p999 = hist.percentiles(QUANTILES)
     return {
@@ -46,7 +46,7 @@ def all_phases(entries: Iterable[Entry]) -> Phases | None:
     for entry in entries:
         if entry.phases is not None:
             if total is None:
-                total = Phases()
+                total = Phases(tally=type(entry.phases.ttfb))
             total.merge(entry.phases)
     return total
 

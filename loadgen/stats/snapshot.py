@@ -44,7 +44,7 @@ def build_snapshot(aggregate: AggregateView, t: float, interval: float, window: 
         "cumulative": {"p50_ms": ms(c50), "p95_ms": ms(c95), "p99_ms": ms(c99)},
         "endpoints": [_endpoint(e, by_endpoint.get((e.method, e.name), 0) / interval) for e in entries],
         "new_errors": aggregate.new_errors.rows(),
-        "workers": [row.as_dict() for row in aggregate.workers.values()],
+        "workers": [row.as_dict() for row in aggregate.live_rows()],
         "warnings": list(aggregate.warnings),
     }
     if context.rate is not None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from loadgen.stats.endpoint import Entry
 from loadgen.stats.errors import ErrorTable
-from loadgen.stats.histogram import Histogram
+from loadgen.stats.histogram import Latencies
 from loadgen.stats.workers import WorkerRow
 
 
@@ -31,4 +32,6 @@ class AggregateView(Protocol):
 
     def elapsed(self) -> float: ...
 
-    def total_histogram(self, service: bool = False) -> Histogram: ...
+    def total_histogram(self, service: bool = False) -> Latencies: ...
+
+    def live_rows(self) -> Iterable[WorkerRow]: ...

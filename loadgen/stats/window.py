@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadgen.stats.histogram import Histogram
+from loadgen.stats.spans import SpanHistogram
 
 
 class Window:
@@ -15,5 +15,5 @@ class Window:
         self.failures = 0
         self.dropped = 0
         self.missed = 0
-        self.latency = Histogram()
+        self.latency = SpanHistogram()
         self.by_endpoint: dict[tuple[str, str], int] = {}

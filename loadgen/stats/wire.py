@@ -1,36 +1,58 @@
 """The stats wire format, in one place: a ``StatsDelta`` as plain (msgpack-able) data, and back.
 
-``decode_delta`` validates before it builds: anything that could raise later in the master's merge (or blow
-memory up, such as a huge bucket index) is refused here with a ``WireError``, so the frame can be dropped
-and counted. Received histograms stay in their sparse wire form, cheap to merge once.
+``decode_delta`` validates as it builds: anything that could raise later in the master's merge (or blow
+memory up, such as a huge bucket index) is refused with a ``WireError``, so the frame can be dropped and
+counted. Received histograms stay views into the frame's count bytes, merged once by a vectorised add.
 
 Layout (short keys: every worker sends one a second)::
 
-    delta   {"e": [entry], "x": [[method, name, error, count]], "k": {counter: int}, "u": users,
-             "d": dropped, "p": missed, "cpu": float, "rss": float, "t": unix time, "T": histogram}
-    entry   {"m": method, "n": name, "r": requests, "f": failures, "b": bytes, "h": histogram[, "s": histogram]
-             [, "ph": {phase: tally}]}
-    histogram {"b": [bucket index], "c": [count], "n": count, "s": sum, "lo": min, "hi": max}
-    tally   {"b": [bucket index], "c": [count], "n": count, "s": sum, "hi": max}   (stats.phases)
+    delta   {"e": entries, "x": [[method, name, error, count]], "k": {counter: int}, "u": users,
+             "d": dropped, "p": missed, "cpu": float, "rss": float, "t": unix time, "T": histogram,
+             "C": counts, "W": width[, "w": {process: row}]}
+    entries {"n": [method, name, method, name, ...], "r": [requests], "f": [failures], "b": [bytes]
+             [, "h": [latency]][, "s": [service]][, "ph": [phases]]}   (columns, an item per endpoint)
+             latency: a histogram, or nil (no sample, or held back for a later delta: stats.cadence);
+             service: a histogram (open model), or nil; phases: nil, or [dns, connect, tls, ttfb, body],
+             each a histogram or nil (not paid). A column of nils only is left out.
+    histogram [first bucket, buckets, count, sum, min, max]   (a phase: [first bucket, buckets, count, sum, max])
+
+``"C"`` holds the bucket counts of every histogram of the delta back to back, in the order they appear (each
+entry's latency, service, then its phases; then "T"): *buckets* little-endian unsigned integers each, for buckets
+*first* onwards, of ``"W"`` bytes (1, 2, 4 or 8: the narrowest that holds the largest count). One byte
+string, not a list per histogram: msgpack copies it whole, and the receiver checks every histogram's sum in
+one vectorised pass.
+
+Encoding needs no numpy (workers never import it); decoding does (`stats.spans`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import sys
+from array import array
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from loadgen.stats.endpoint import Entry
 from loadgen.stats.errors import ErrorTable
-from loadgen.stats.histogram import BUCKETS, Histogram, SparseHistogram
-from loadgen.stats.phases import PHASES, Phases
+from loadgen.stats.histogram import BUCKETS, Counts, Histogram, bucket_of
+from loadgen.stats.phases import PHASES, Phases, Tally
 from loadgen.stats.recorder import StatsDelta
 
-MAX_BUCKET = BUCKETS - 1
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
 MAX_ROWS = 10_000
 MAX_COUNTERS = 100
-_INT = {int}
+MAX_COUNT = 1 << 62  # a bucket's count or a histogram's total: far above any test, and safe in int64
 _NUMBER = {int, float}
-_PHASE_NAMES = frozenset(PHASES)
+_INT = {int}
+FEW_HEADERS = 8  # histograms a delta's check goes through one by one (numpy pays off above)
+_STR = {str}
+_PHASE_INDEX = {name: i for i, name in enumerate(PHASES)}
+_BIG_ENDIAN = sys.byteorder == "big"
+_WIDTHS = (("B", 1 << 8), ("H", 1 << 16), ("I", 1 << 32), ("Q", MAX_COUNT))  # array codes (1, 2, 4, 8 bytes)
+_DTYPES = {1: "u1", 2: "<u2", 4: "<u4", 8: "<u8"}
 
 Wire = dict[str, Any]
 
@@ -40,30 +62,87 @@ class WireError(ValueError):
 
 
 # ---- encoding ------------------------------------------------------------------------------------------------
-def encode_histogram(hist: Histogram | SparseHistogram) -> Wire:
-    """The non-empty buckets as two parallel lists, plus count, sum, min and max."""
-    if isinstance(hist, SparseHistogram):
-        return {"b": hist.buckets, "c": hist.bucket_counts, "n": hist.count, "s": hist.total, "lo": hist.min,
-                "hi": hist.max}
-    counts = hist.counts
-    keys = [index for index, n in enumerate(counts) if n]
-    return {"b": keys, "c": [counts[k] for k in keys], "n": hist.count, "s": hist.total, "lo": hist.min,
-            "hi": hist.max}
+def span_of(hist: Any) -> tuple[int, Any]:
+    """``(first bucket, counts of buckets first..last)`` of any histogram; counts a list or an array."""
+    if hist.count == 0:
+        return 0, []
+    if type(hist) is Histogram:
+        first = bucket_of(max(hist.min, 0))
+        return first, hist.counts[first:bucket_of(max(hist.max, 0)) + 1]
+    if type(hist) is Tally:
+        keys = hist.counts
+        first, last = min(keys), max(keys)
+        dense = [0] * (last - first + 1)
+        for index, n in keys.items():
+            dense[index - first] = n
+        return first, dense
+    return hist.span()  # type: ignore[no-any-return]  # stats.spans.SpanHistogram
 
 
-def encode_entry(entry: Entry) -> Wire:
-    data: Wire = {"m": entry.method, "n": entry.name, "r": entry.requests, "f": entry.failures, "b": entry.bytes,
-                  "h": encode_histogram(entry.latency)}
-    if entry.service is not None:
-        data["s"] = encode_histogram(entry.service)
-    if entry.phases is not None:
-        data["ph"] = entry.phases.encode()
+class _Spans:
+    """The histograms of one delta as they are encoded: their maps, and their counts in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
+
+    def add(self, hist: Counts, with_min: bool = True) -> list[int]:
+        first, counts = span_of(hist)
+        self.parts.append(counts)
+        if with_min:
+            return [first, len(counts), hist.count, hist.total, hist.min, hist.max]  # type: ignore[attr-defined]
+        return [first, len(counts), hist.count, hist.total, hist.max]
+
+    def blob(self) -> tuple[bytes, int]:
+        """Every count back to back, little-endian, in the narrowest width that holds the largest (1 to 8
+        bytes: a second's counts are mostly small)."""
+        largest = max((max(part) if isinstance(part, list) else int(part.max()) for part in self.parts if len(part)),
+                      default=0)
+        code = next((code for code, limit in _WIDTHS if largest < limit), None)
+        if code is None:
+            raise WireError("stats: a bucket count past 2**62")
+        out = array(code)
+        for part in self.parts:
+            if isinstance(part, list):
+                out.fromlist(part)
+            else:  # an int64 array (a hub's merged histograms)
+                out.frombytes(part.astype("=" + code).tobytes())
+        if _BIG_ENDIAN:
+            out.byteswap()
+        return out.tobytes(), out.itemsize
+
+
+def encode_entries(entries: Iterable[Entry], spans: _Spans) -> Wire:
+    """The entries as columns (see the layout above); their histograms' counts go to ``spans`` entry by entry:
+    latency, service, phases."""
+    names: list[str] = []
+    requests, failures, sizes = [], [], []
+    latencies: list[list[int] | None] = []
+    services: list[list[int] | None] = []
+    phases: list[list[list[int] | None] | None] = []
+    for entry in entries:
+        names += (entry.method, entry.name)
+        requests.append(entry.requests)
+        failures.append(entry.failures)
+        sizes.append(entry.bytes)
+        latencies.append(spans.add(entry.latency) if entry.latency.count else None)
+        services.append(spans.add(entry.service) if entry.service is not None else None)
+        tallies: list[list[int] | None] | None = None
+        if entry.phases is not None:
+            tallies = [None] * len(PHASES)
+            for name, tally in entry.phases.items():
+                tallies[_PHASE_INDEX[name]] = spans.add(tally, with_min=False)
+        phases.append(tallies)
+    data: Wire = {"n": names, "r": requests, "f": failures, "b": sizes}
+    for key, column in (("h", latencies), ("s", services), ("ph", phases)):
+        if any(item is not None for item in column):
+            data[key] = column
     return data
 
 
 def encode_delta(delta: StatsDelta) -> Wire:
+    spans = _Spans()
     data: Wire = {
-        "e": [encode_entry(entry) for entry in delta.entries.values()],
+        "e": encode_entries(delta.entries.values(), spans),
         "x": [[m, n, e, c] for (m, n, e), c in delta.errors.counts.items()],
         "k": dict(delta.counters),
         "u": delta.users,
@@ -74,45 +153,27 @@ def encode_delta(delta: StatsDelta) -> Wire:
         "t": delta.t,
     }
     if delta.total is not None:
-        data["T"] = encode_histogram(delta.total)
+        data["T"] = spans.add(delta.total)
+    data["C"], data["W"] = spans.blob()
     if delta.processes:
         data["w"] = delta.processes
     return data
 
 
 # ---- decoding ------------------------------------------------------------------------------------------------
-def decode_histogram(data: Any) -> Histogram:
-    """A dense histogram of our own from its wire form (validated)."""
-    validate_histogram(data)
-    hist = Histogram()
-    hist.merge_sparse(data["b"], data["c"], data["n"], data["s"], data["lo"], data["hi"])
-    return hist
-
-
 def decode_delta(data: Any) -> StatsDelta:
     """Validate and rebuild a delta; ``WireError`` for anything malformed or hostile."""
-    validate_delta(data)
-    delta = StatsDelta()
-    for raw in data["e"]:
-        entry = Entry.__new__(Entry)
-        entry.method, entry.name = raw["m"], raw["n"]
-        entry.requests, entry.failures, entry.bytes = raw["r"], raw["f"], raw["b"]
-        entry.latency = SparseHistogram(raw["h"])  # type: ignore[assignment]  # merged once, never added to
-        entry.service = SparseHistogram(raw["s"]) if "s" in raw else None  # type: ignore[assignment]
-        entry.phases = Phases.decode(raw["ph"]) if "ph" in raw else None
-        delta.entries[(entry.method, entry.name)] = entry
-    errors = ErrorTable()
-    for method, name, message, count in data["x"]:
-        errors.add(method, name, message, count, normalised=True)
-    delta.errors = errors
-    delta.counters = dict(data["k"])
-    delta.users, delta.dropped, delta.missed = data["u"], data["d"], data["p"]
-    delta.cpu_percent, delta.rss_mb, delta.t = data["cpu"], data["rss"], data["t"]
-    if "T" in data:
-        delta.total = SparseHistogram(data["T"])
-    if "w" in data:
-        delta.processes = {key: list(row) for key, row in data["w"].items()}
-    return delta
+    try:
+        return _Decoder(data).delta()
+    except WireError:
+        raise
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError):
+        raise WireError("stats: malformed delta") from None
+
+
+def validate_delta(data: Any) -> None:
+    """Raise ``WireError`` unless ``data`` is a well-formed encoded delta."""
+    decode_delta(data)
 
 
 def merge_wire(first: Wire, second: Wire) -> Wire:
@@ -120,113 +181,175 @@ def merge_wire(first: Wire, second: Wire) -> Wire:
     merged = StatsDelta()
     for data in (first, second):
         part = decode_delta(data)
-        merged.absorb(part)
+        merged.absorb(part)  # their totals too: the entries may not carry every latency (stats.cadence)
         merged.users, merged.cpu_percent, merged.rss_mb, merged.t = part.users, part.cpu_percent, part.rss_mb, part.t
     return encode_delta(merged.seal())
 
 
-def validate_delta(delta: Any) -> None:
-    """Raise ``WireError`` unless ``delta`` is a well-formed encoded delta (C-speed checks: this runs for every
-    endpoint of every worker every second)."""
-    try:
-        if type(delta) is not dict:
+class _Decoder:
+    """One delta's decoding: histograms become views into ``"C"``, their sums checked together at the end."""
+
+    def __init__(self, data: Any) -> None:
+        import numpy as np  # the merging side only: workers never decode
+
+        from loadgen.stats.spans import SpanHistogram
+
+        if type(data) is not dict:
             raise WireError("stats: not a map")
-        entries, errors, counters = delta["e"], delta["x"], delta["k"]
-        if type(entries) is not list or type(errors) is not list or type(counters) is not dict:
+        self.data = data
+        self._np = np
+        self._view = SpanHistogram.view
+        blob, width = data["C"], data["W"]
+        if type(blob) is not bytes or type(width) is not int or width not in _DTYPES or len(blob) % width:
+            raise WireError("stats: bad histogram counts")
+        counts = np.frombuffer(blob, _DTYPES[width])
+        if width == 8 and len(counts) and int(counts.max()) >= MAX_COUNT:
+            raise WireError("stats: histogram count out of range")
+        self.counts: npt.NDArray[Any] = counts.view("<i8") if width == 8 else counts
+        self._empty = SpanHistogram.view(0, self.counts[:0], 0, 0, 0, 0)
+        self.position = 0
+        self.starts: list[int] = []  # where each non-empty histogram's counts begin
+        self.sums: list[int] = []  # and what they must add up to
+        self.headers: list[Any] = []
+        self.phase_headers: list[Any] = []
+
+    def delta(self) -> StatsDelta:
+        data = self.data
+        entries, errors, counters = data["e"], data["x"], data["k"]
+        if type(entries) is not dict or type(errors) is not list or type(counters) is not dict:
             raise WireError("stats: e/x/k of the wrong type")
-        if len(entries) > MAX_ROWS or len(errors) > MAX_ROWS or len(counters) > MAX_COUNTERS:
+        if len(errors) > MAX_ROWS or len(counters) > MAX_COUNTERS:
             raise WireError("stats: too many rows")
-        for key in ("u", "d", "p"):
-            _count(delta[key], key)
-        for key in ("cpu", "rss", "t"):
-            value = delta[key]
-            if type(value) not in _NUMBER or not math.isfinite(value):
-                raise WireError(f"stats: {key} is not a number")
-        for entry in entries:
-            if type(entry) is not dict or type(entry["m"]) is not str or type(entry["n"]) is not str:
-                raise WireError("stats: bad entry")
-            for key in ("r", "f", "b"):
-                _count(entry[key], key)
-            validate_histogram(entry["h"])
-            if "s" in entry:
-                validate_histogram(entry["s"])
-            if "ph" in entry:
-                validate_phases(entry["ph"])
-        if "T" in delta:
-            validate_histogram(delta["T"])
-        if "w" in delta:
-            validate_processes(delta["w"])
+        delta = StatsDelta()
+        delta.users, delta.dropped, delta.missed = _count(data["u"], "u"), _count(data["d"], "d"), _count(data["p"], "p")
+        delta.cpu_percent, delta.rss_mb, delta.t = _number(data["cpu"], "cpu"), _number(data["rss"], "rss"), \
+            _number(data["t"], "t")
+        self._entries(entries, delta.entries)
+        if "T" in data:
+            delta.total = self._histogram(data["T"])
+        self._check()
+        table = ErrorTable()
         for row in errors:
             if (type(row) is not list or len(row) != 4 or type(row[0]) is not str or type(row[1]) is not str
                     or type(row[2]) is not str):
                 raise WireError("stats: bad error row")
-            _count(row[3], "error count")
+            table.add(row[0], row[1], row[2], _count(row[3], "error count"), normalised=True)
+        delta.errors = table
         for key, value in counters.items():
             if type(key) is not str:
                 raise WireError("stats: bad counter name")
             _count(value, key, signed=True)
-    except (KeyError, TypeError, IndexError):
-        raise WireError("stats: malformed delta") from None
+        delta.counters = dict(counters)
+        if "w" in data:
+            delta.processes = _processes(data["w"])
+        return delta
+
+    def _entries(self, columns: dict[str, Any], into: dict[tuple[str, str], Entry]) -> None:
+        names, requests, failures, sizes = columns["n"], columns["r"], columns["f"], columns["b"]
+        count = len(requests)
+        if (type(names) is not list or type(requests) is not list or type(failures) is not list
+                or type(sizes) is not list or count > MAX_ROWS or len(names) != 2 * count
+                or len(failures) != count or len(sizes) != count):
+            raise WireError("stats: bad entries")
+        if count and (not set(map(type, names)) <= _STR
+                      or not set(map(type, requests)) | set(map(type, failures)) | set(map(type, sizes)) <= _INT
+                      or min(min(requests), min(failures), min(sizes)) < 0):
+            raise WireError("stats: bad entries")
+        empty = [None] * count
+        latencies, services, phases = (columns.get(key, empty) for key in ("h", "s", "ph"))
+        if any(type(column) is not list or len(column) != count for column in (latencies, services, phases)):
+            raise WireError("stats: bad entries")
+        histogram, tallies = self._histogram, self._phases
+        for method, name, n, failed, size, latency, service, phase in zip(
+                names[::2], names[1::2], requests, failures, sizes, latencies, services, phases):
+            entry = Entry.__new__(Entry)
+            entry.method, entry.name, entry.requests, entry.failures, entry.bytes = method, name, n, failed, size
+            entry.latency = self._empty if latency is None else histogram(latency)
+            entry.service = None if service is None else histogram(service)
+            entry.phases = None if phase is None else tallies(phase)
+            into[(method, name)] = entry
+
+    def _histogram(self, raw: Any, with_min: bool = True) -> Any:
+        """A view of the histogram's counts; its header is checked with all the others in `_check`."""
+        if with_min:
+            first, size, count, total, low, high = raw
+            self.headers.append(raw)
+        else:
+            first, size, count, total, high = raw
+            low = 0
+            self.phase_headers.append(raw)
+        at = self.position
+        end = self.position = at + size
+        if size:
+            self.starts.append(at)
+            self.sums.append(count)
+        return self._view(first, self.counts[at:end], count, total, low, high)
+
+    def _phases(self, raw: Any) -> Phases:
+        if type(raw) is not list or len(raw) != len(PHASES):
+            raise WireError("stats: bad phases")
+        dns, connect, tls, ttfb, body = (None if tally is None else self._histogram(tally, with_min=False)
+                                         for tally in raw)
+        phases = Phases.__new__(Phases)
+        phases.dns, phases.connect, phases.tls = dns, connect, tls
+        phases.ttfb = self._empty if ttfb is None else ttfb  # always there; empty when a request paid neither
+        phases.body = self._empty if body is None else body
+        return phases
+
+    def _check(self) -> None:
+        """Every histogram's header in range, its counts adding up to its count, and ``"C"`` holding exactly
+        those counts: vectorised over the whole delta."""
+        np = self._np
+        for headers, width in ((self.headers, 6), (self.phase_headers, 5)):
+            if len(headers) <= FEW_HEADERS:
+                for header in headers:
+                    _check_header(header, width)
+                continue
+            table = np.array(headers)  # ints only, or the dtype says otherwise; ragged raises
+            if table.dtype.kind not in "iu" or table.shape != (len(headers), width):
+                raise WireError("stats: bad histogram")
+            first, size, count = table[:, 0], table[:, 1], table[:, 2]
+            if (int(table.min()) < 0 or int((first + size).max()) > BUCKETS or int(count.max()) >= MAX_COUNT
+                    or bool(((size == 0) & (count != 0)).any())
+                    or (width == 6 and bool((table[:, 4] > table[:, 5]).any()))):
+                raise WireError("stats: histogram out of range")
+        if self.position != len(self.counts):
+            raise WireError("stats: histogram counts do not match their sizes")
+        if self.starts and np.add.reduceat(self.counts, self.starts, dtype=np.uint64).tolist() != self.sums:
+            raise WireError("stats: inconsistent histogram")
 
 
-def validate_processes(rows: Any) -> None:
+def _check_header(header: Any, width: int) -> None:
+    """One histogram's header (`_Decoder._check` vectorises this over many)."""
+    if type(header) is not list or len(header) != width or not set(map(type, header)) <= _INT or min(header) < 0:
+        raise WireError("stats: bad histogram")
+    if header[0] + header[1] > BUCKETS or header[2] >= MAX_COUNT or (header[1] == 0 and header[2] != 0) \
+            or (width == 6 and header[4] > header[5]):
+        raise WireError("stats: histogram out of range")
+
+
+def _processes(rows: Any) -> dict[str, list[float]]:
     """A machine's per-process rows: ``{id: [requests, failures, users, cpu, rss, lost]}``, at most 1024."""
     if type(rows) is not dict or len(rows) > 1024:
         raise WireError("stats: bad process rows")
     for key, row in rows.items():
         if type(key) is not str or len(key) > 255 or type(row) is not list or len(row) != 6:
             raise WireError("stats: bad process row")
-        for value in (row[0], row[1], row[2], row[5]):
-            _count(value, "process count")
-        for value in row[3:5]:
-            if type(value) not in _NUMBER or not math.isfinite(value) or value < 0:
-                raise WireError("stats: bad process figure")
+        requests, failures, users, cpu, rss, lost = row
+        if (type(requests) is not int or type(failures) is not int or type(users) is not int or type(lost) is not int
+                or type(cpu) not in _NUMBER or type(rss) not in _NUMBER or min(row) < 0
+                or not math.isfinite(cpu) or not math.isfinite(rss)):
+            raise WireError("stats: bad process row")
+    return rows
 
 
-def validate_histogram(hist: Any) -> None:
-    try:
-        if type(hist) is not dict:
-            raise WireError("stats: bad histogram")
-        buckets, counts = hist["b"], hist["c"]
-        if type(buckets) is not list or type(counts) is not list or len(buckets) != len(counts):
-            raise WireError("stats: bad histogram buckets")
-        for key in ("n", "s", "lo", "hi"):
-            _count(hist[key], "histogram " + key)
-        if buckets:
-            # bucket indexes feed list indexing in the merge: integers in range, strictly; counts only need to
-            # add up (a float count is harmless)
-            if not set(map(type, buckets)) <= _INT or min(buckets) < 0 or max(buckets) > MAX_BUCKET:
-                raise WireError("stats: histogram bucket out of range")
-            if min(counts) < 0:
-                raise WireError("stats: negative histogram count")
-        if sum(counts) != hist["n"] or hist["lo"] > hist["hi"]:
-            raise WireError("stats: inconsistent histogram")
-    except (KeyError, TypeError):
-        raise WireError("stats: malformed histogram") from None
-
-
-def validate_phases(phases: Any) -> None:
-    """An entry's phase tallies: known phase names, each a consistent tally."""
-    if type(phases) is not dict or not set(phases) <= _PHASE_NAMES:
-        raise WireError("stats: bad phases")
-    for tally in phases.values():
-        try:
-            if type(tally) is not dict:
-                raise WireError("stats: bad phase tally")
-            buckets, counts = tally["b"], tally["c"]
-            if type(buckets) is not list or type(counts) is not list or len(buckets) != len(counts):
-                raise WireError("stats: bad phase buckets")
-            for key in ("n", "s", "hi"):
-                _count(tally[key], "phase " + key)
-            if buckets and (not set(map(type, buckets)) <= _INT or not set(map(type, counts)) <= _INT
-                            or min(buckets) < 0 or max(buckets) > MAX_BUCKET or min(counts) < 0):
-                raise WireError("stats: phase bucket out of range")
-            if sum(counts) != tally["n"]:
-                raise WireError("stats: inconsistent phase tally")
-        except (KeyError, TypeError):
-            raise WireError("stats: malformed phase tally") from None
-
-
-def _count(value: Any, what: str, signed: bool = False) -> None:
+def _count(value: Any, what: str, signed: bool = False) -> int:
     if type(value) is not int or (value < 0 and not signed):
         raise WireError(f"stats: {what} is not a count")
+    return int(value)
+
+
+def _number(value: Any, what: str) -> float:
+    if type(value) not in _NUMBER or not math.isfinite(value):
+        raise WireError(f"stats: {what} is not a number")
+    return float(value)
