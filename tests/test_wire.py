@@ -148,12 +148,21 @@ def _corrupt(change: str) -> dict[str, Any]:
         wire["e"]["f"][0] = -1
     elif change == "no-counts":
         del wire["C"]
+    elif change == "bytes":
+        wire["e"]["h"][0] = bytes(h) if max(h) < 256 else b"\x00" * 6
+    elif change == "phase-bool":
+        next(p for p in wire["e"]["ph"][0] if p is not None)[1] = True
+    elif change == "last-float":
+        wire["T"][3] = float(wire["T"][3])  # the last header checked
+    elif change == "negative-total":
+        h[3] = -1
     return wire
 
 
 @pytest.mark.parametrize("change", ["sum", "leftover", "short", "ragged", "range", "negative", "width", "huge",
                                     "list", "float", "bool", "long", "map", "empty-but-counted", "min-above-max", "phase", "ragged-column", "name",
-                                    "negative-count", "no-counts"])
+                                    "negative-count", "no-counts", "bytes", "phase-bool", "last-float",
+                                    "negative-total"])
 def test_hostile_counts_are_refused(change: str) -> None:
     with pytest.raises(WireError):
         decode_delta(_corrupt(change))

@@ -32,9 +32,9 @@ HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED
                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
 
-def master_socket(context: Any, bind: str, endpoint: str, keys: CurveKeys | None) -> Any:
+def master_socket(context: Any, bind: str, endpoint: str, keys: CurveKeys | None, socket_class: Any = None) -> Any:
     """The master's ROUTER, bound; a one-line UsageError when the address cannot be had."""
-    sock = context.socket(zmq.ROUTER)
+    sock = context.socket(zmq.ROUTER, socket_class=socket_class)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a worker reconnecting under its id takes its place

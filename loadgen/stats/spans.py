@@ -19,6 +19,7 @@ from loadgen.stats.histogram import BUCKETS, Histogram, bucket_of, bucket_value,
 Counts = npt.NDArray[np.int64]
 GROW_MARGIN = 32  # extra buckets on each side when the span grows, so a drifting latency grows it rarely
 _EMPTY: Counts = np.zeros(0, np.int64)
+_add = np.add
 
 
 class SpanHistogram:
@@ -68,7 +69,8 @@ class SpanHistogram:
         if start < 0 or start + size > len(self.counts):
             self._cover(other.offset, other.offset + size)
             start = other.offset - self.offset
-        self.counts[start:start + size] += counts
+        into = self.counts[start:start + size]
+        _add(into, counts, out=into)  # not `a[i:j] += b`: that also writes the slice back
         if self.count:
             if other.min < self.min:
                 self.min = other.min
