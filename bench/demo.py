@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,7 +34,9 @@ def main() -> int:
     loadgen = [sys.executable, "-m", "loadgen"]
     target_port, master_port = free_port(), free_port()
     procs: list[subprocess.Popen] = []
+    keys = tempfile.mkdtemp(prefix="loadgen-demo-keys-")  # secure as a real fleet: CURVE, keys made for it
     try:
+        subprocess.run([*loadgen, "keys", keys], check=True, stdout=subprocess.DEVNULL)
         procs.append(subprocess.Popen([*loadgen, "target", "--port", str(target_port)], stdout=subprocess.DEVNULL))
         wait_port(target_port)
         print(f"demo: target on http://127.0.0.1:{target_port}, master on 127.0.0.1:{master_port}, 2 workers",
@@ -40,11 +44,12 @@ def main() -> int:
         master = subprocess.Popen([*loadgen, "master", "-f", os.path.join(ROOT, "examples", "basic.py"),
                                    "-H", f"http://127.0.0.1:{target_port}", "-u", "50", "-r", "25", "-t", "15s",
                                    "--expect-workers", "2", "--bind", f"127.0.0.1:{master_port}",
+                                   "--keys", os.path.join(keys, "master"),
                                    "--json", os.path.join(ROOT, "demo-report.json")])
         procs.append(master)
         for _ in range(2):
-            procs.append(subprocess.Popen([*loadgen, "worker", "--master", f"127.0.0.1:{master_port}"],
-                                          stderr=subprocess.DEVNULL))
+            procs.append(subprocess.Popen([*loadgen, "worker", "--master", f"127.0.0.1:{master_port}",
+                                           "--keys", os.path.join(keys, "worker")], stderr=subprocess.DEVNULL))
         code = master.wait(timeout=120)
         print(f"demo: report written to demo-report.json (master exit status {code})")
         return 0 if code in (0, 1) else code
@@ -57,6 +62,7 @@ def main() -> int:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        shutil.rmtree(keys, ignore_errors=True)
 
 
 if __name__ == "__main__":

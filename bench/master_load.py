@@ -43,6 +43,8 @@ import msgpack
 import psutil
 import zmq
 
+from loadgen.fleet.keyring import create_fleet, worker_keys
+from loadgen.fleet.security import CurveKeys, id_suffix
 from loadgen.stats.endpoint import Entry
 from loadgen.stats.recorder import Recorder, StatsDelta
 from loadgen.stats.wire import encode_delta
@@ -127,9 +129,13 @@ def delta_shape(template: Template) -> dict:
 
 
 class SimWorker:
-    def __init__(self, context: zmq.Context, port: int, index: int, template: Template) -> None:
-        self.id = f"sim-{index:04d}"
+    def __init__(self, context: zmq.Context, port: int, index: int, template: Template,
+                 keys: CurveKeys | None = None) -> None:
+        # with CURVE (the default, as users run it) a worker's id ends with its key's suffix, as loadgen's do
+        self.id = f"sim-{index:04d}" + (f"-{id_suffix(keys.public)}" if keys is not None else "")
         self.socket = context.socket(zmq.DEALER)
+        if keys is not None:
+            keys.apply_client(self.socket)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.IDENTITY, self.id.encode())
         self.socket.setsockopt(zmq.SNDHWM, 100_000)
@@ -207,7 +213,7 @@ def raise_file_limit() -> None:
 
 
 def run(workers: int, seconds: int, endpoints: int, phases: str, min_lead: float,
-        heartbeat_timeout: float = 10.0, processes: int = 1, every: int = 0) -> dict:
+        heartbeat_timeout: float = 10.0, processes: int = 1, every: int = 0, curve: bool = True) -> dict:
     """``every``: send endpoint histograms every n-th delta whatever the master says (0: as it says)."""
     raise_file_limit()  # before the master starts: it inherits the limit
     folder = tempfile.mkdtemp(prefix="loadgen-bench-")
@@ -222,13 +228,20 @@ def run(workers: int, seconds: int, endpoints: int, phases: str, min_lead: float
             "-r", "100000",
             "-t", f"{seconds}s", "--expect-workers", str(workers), "--expect-workers-timeout", "60",
             "--heartbeat-timeout", str(heartbeat_timeout), "--bind", f"127.0.0.1:{port}", "--json", report_path, "-q"]
+    keys = None
+    if curve:
+        create_fleet(os.path.join(folder, "keys"))
+        argv += ["--keys", os.path.join(folder, "keys", "master")]
+        keys = worker_keys(os.path.join(folder, "keys", "worker"))
+    else:
+        argv.append("--insecure-no-auth")
     with open(os.path.join(folder, "master.err"), "wb") as err:
         master = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=folder, env=env)
     context = zmq.Context()
     context.set(zmq.MAX_SOCKETS, max(1024, workers + 64))  # one DEALER per simulated host
     rng = random.Random(7)
     templates = [Template(rng, endpoints, processes) for _ in range(8)]
-    sims = [SimWorker(context, port, i, templates[i % len(templates)]) for i in range(workers)]
+    sims = [SimWorker(context, port, i, templates[i % len(templates)], keys) for i in range(workers)]
     poller = zmq.Poller()
     for sim in sims:
         poller.register(sim.socket, zmq.POLLIN)
@@ -368,28 +381,33 @@ def main() -> None:
     parser.add_argument("--curve", type=str, default=None,
                         help="comma-separated fleet sizes (e.g. 100,500,1000,2000): one run each at the default "
                              "3 s heartbeat timeout, printed as a table")
+    parser.add_argument("--insecure-no-auth", action="store_true",
+                        help="links without CURVE (the default is CURVE, as loadgen runs unless told otherwise)")
     args = parser.parse_args()
+    curve = not args.insecure_no_auth
     if args.curve:
         print_curve([int(n) for n in args.curve.split(",")], args.seconds, args.endpoints, args.processes,
-                    args.histograms_every)
+                    args.histograms_every, curve)
         return
     result = run(args.workers, args.seconds, args.endpoints, args.phases, args.min_lead,
-                 every=args.histograms_every)
+                 every=args.histograms_every, curve=curve)
     print(json.dumps(result, indent=2))
 
 
-def print_curve(sizes: list[int], seconds: int, endpoints: int, processes: int = 16, every: int = 0) -> list[dict]:
+def print_curve(sizes: list[int], seconds: int, endpoints: int, processes: int = 16, every: int = 0,
+                curve: bool = True) -> list[dict]:
     """The master's cost as the fleet grows: one peer per host (its hub merges its processes' deltas)."""
     shape = delta_shape(Template(random.Random(7), endpoints, processes))
     print(f"master load: one delta a second per host ({processes} processes' rows), {endpoints} endpoints with "
           f"latency, TTFB and body each ({shape['histograms']} histograms, ~{shape['non_empty_per_histogram']} "
-          f"non-empty buckets each, {shape['bytes'] // 1024} KiB), 3 s heartbeat timeout")
+          f"non-empty buckets each, {shape['bytes'] // 1024} KiB), 3 s heartbeat timeout, "
+          f"{'CURVE' if curve else 'no CURVE'}")
     print(f"{'hosts':>6} {'histograms every':>17} {'master CPU % of a core':>23} {'RSS MB':>7} {'on time':>8} "
           f"{'false losses':>13} {'all counted':>12}")
     results = []
     for size in sizes:
         result = run(size, seconds, endpoints, "spread", 0.2, heartbeat_timeout=3.0, processes=processes,
-                     every=every)
+                     every=every, curve=curve)
         results.append(result)
         print(f"{size:>6} {str(result['histograms_every']) + ' s':>17} "
               f"{result['master_cpu_percent_of_one_core']!s:>23} {result['master_rss_mb']!s:>7} "

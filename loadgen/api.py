@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -37,7 +38,7 @@ READY_TIMEOUT = 30.0
 # keyword → CLI flag where the flag is not simply --key-with-dashes
 _FLAGS = {"thresholds": "--threshold", "json_path": "--json", "csv_prefix": "--csv", "html_path": "--html",
           "junit_path": "--junit", "tls_resume": "--no-tls-resume"}
-_RESERVED = ("stream", "web")
+_RESERVED = ("stream", "web", "web_token", "web_private", "web_cert", "web_key")
 
 
 class LoadgenError(RuntimeError):
@@ -98,10 +99,11 @@ class Handle:
     """A running (or finished) test started by :func:`start`."""
 
     def __init__(self, proc: subprocess.Popen[bytes], stream_address: str, web_url: str, json_path: str,
-                 workdir: str, sub: Any, zmq_context: Any) -> None:
+                 workdir: str, sub: Any, zmq_context: Any, web_token: str | None = None) -> None:
         self.proc = proc
         self.stream_address = stream_address
         self.web_url = web_url
+        self._web_token = web_token
         self.json_path = json_path
         self.workdir = workdir
         self._sub = sub
@@ -168,8 +170,10 @@ class Handle:
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.web_url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data is not None else {})
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        if self._web_token:
+            headers["Authorization"] = f"Bearer {self._web_token}"
+        request = urllib.request.Request(self.web_url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.loads(response.read() or b"{}")
@@ -242,6 +246,14 @@ def _read(path: str) -> str:
         return ""
 
 
+def _web_env(env: Any) -> tuple[dict[str, str], str]:
+    """The child's environment with a fresh token for its web API (so other local users cannot drive the test)
+    and none of the caller's other web settings: this module talks plain HTTP to 127.0.0.1."""
+    child = {k: v for k, v in env.items() if k not in ("LOADGEN_WEB_PRIVATE", "LOADGEN_WEB_CERT", "LOADGEN_WEB_KEY")}
+    child["LOADGEN_WEB_TOKEN"] = token = secrets.token_urlsafe(24)
+    return child, token
+
+
 def start(script: str | os.PathLike[str] | None = None, host: str | None = None, users: int | None = None,
           spawn_rate: float | None = None, run_time: Any = None, *, python: str | None = None,
           cwd: str | None = None, env: dict[str, str] | None = None, ready_timeout: float = READY_TIMEOUT,
@@ -271,10 +283,10 @@ def start(script: str | os.PathLike[str] | None = None, host: str | None = None,
     sub.setsockopt(zmq.RCVHWM, 100_000)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(stream_address)  # before the publisher binds: it reconnects until it can, so nothing is missed
+    child_env, web_token = _web_env(os.environ if env is None else env)
     with open(os.path.join(workdir, "stdout.txt"), "wb") as out, open(os.path.join(workdir, "stderr.txt"), "wb") as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
-                                env=dict(os.environ if env is None else env))
-    handle = Handle(proc, stream_address, web_url, json_path, workdir, sub, context)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=child_env)
+    handle = Handle(proc, stream_address, web_url, json_path, workdir, sub, context, web_token)
     deadline = time.monotonic() + ready_timeout
     while True:
         if proc.poll() is not None:

@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 import zmq
 
+from loadgen.fleet.keyring import KEYS_ENV, create_fleet
 from loadgen.fleet.protocol import (
     PROTOCOL_VERSION,
     FrameError,
@@ -168,6 +169,11 @@ class Fleet:
         self.procs: list[Proc] = []
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), self.env.get("PYTHONPATH", "")) if p)
+        # secure by default, as users run it: the master and the workers find their parts of one fleet's keys
+        self.keys = directory / "fleet-keys"
+        if not self.keys.exists():
+            create_fleet(str(self.keys))
+        self.env[KEYS_ENV] = str(self.keys)
         self._count = 0
 
     def start(self, name: str, *args: str) -> Proc:
@@ -193,8 +199,9 @@ class Fleet:
 
 
 def worker_pids(master: Proc) -> dict[str, int]:
-    """``worker id → pid`` of the workers a master announced (ids are ``HOST-PID-XXXX``)."""
-    found = re.findall(r"worker (\S+-(\d+)-[0-9a-f]{4}) joined", master.stderr())
+    """``worker id → pid`` of the workers a master announced (ids are ``HOST-PID-TAG``: TAG is the key's id
+    suffix with CURVE, else random)."""
+    found = re.findall(r"worker (\S+-(\d+)-[0-9a-f]{4,12}) joined", master.stderr())
     return {worker_id: int(pid) for worker_id, pid in found}
 
 

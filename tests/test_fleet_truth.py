@@ -94,7 +94,8 @@ def start(worker: RawWorker) -> Start:
 
 def test_every_delta_is_merged_once_however_often_it_is_resent(fleet: Fleet, tmp_path: Path) -> None:
     port = free_port()
-    master = fleet.master(write_script(tmp_path), "http://127.0.0.1:9", "-u", "1", "-t", "4s", port=port)
+    master = fleet.master(write_script(tmp_path), "http://127.0.0.1:9", "-u", "1", "-t", "4s", "--insecure-no-auth",
+                          port=port)
     worker = RawWorker(port, "raw-1")
     try:
         test_id = start(worker).test_id
@@ -120,7 +121,7 @@ def test_every_delta_is_merged_once_however_often_it_is_resent(fleet: Fleet, tmp
 def test_a_missing_final_delta_is_named(fleet: Fleet, tmp_path: Path) -> None:
     port = free_port()
     master = fleet.master(write_script(tmp_path), "http://127.0.0.1:9", "-u", "1", "-t", "3s", "--heartbeat-interval",
-                          "0.25", "--heartbeat-timeout", "1.5", port=port)
+                          "0.25", "--heartbeat-timeout", "1.5", "--insecure-no-auth", port=port)
     worker = RawWorker(port, "raw-quiet")
     try:
         test_id = start(worker).test_id
@@ -141,7 +142,8 @@ def test_a_missing_final_delta_is_named(fleet: Fleet, tmp_path: Path) -> None:
 def test_the_desired_state_is_repeated_until_the_worker_runs_it(fleet: Fleet, tmp_path: Path) -> None:
     """A lost Target is repaired: every answer carries it until the worker's heartbeat says it applied it."""
     port = free_port()
-    master = fleet.master(write_script(tmp_path), "http://127.0.0.1:9", "-u", "3", "-t", "4s", port=port)
+    master = fleet.master(write_script(tmp_path), "http://127.0.0.1:9", "-u", "3", "-t", "4s", "--insecure-no-auth",
+                          port=port)
     worker = RawWorker(port, "raw-deaf")
     try:
         test_id = start(worker).test_id
@@ -165,7 +167,8 @@ def test_expect_workers_counts_machines_and_expect_processes_counts_processes(fl
     with two machines of two processes; --expect-processes 5 waits for a fifth process and says so."""
     script = write_script(tmp_path)
     port = free_port()
-    master = fleet.master(script, "http://127.0.0.1:9", "-u", "1", "-t", "1s", port=port, expect=2)
+    master = fleet.master(script, "http://127.0.0.1:9", "-u", "1", "-t", "1s", "--insecure-no-auth",
+                          port=port, expect=2)
     workers = [RawWorker(port, "machine-0", processes=2)]
     try:
         master.wait_for("1/2 workers connected", 10)
@@ -176,7 +179,8 @@ def test_expect_workers_counts_machines_and_expect_processes_counts_processes(fl
             worker.close()
     port = free_port()
     master = fleet.start("master", "master", "-f", str(script), "-H", "http://127.0.0.1:9", "--bind",
-                         f"127.0.0.1:{port}", "--expect-processes", "5", "--expect-workers-timeout", "1", "-q")
+                         f"127.0.0.1:{port}", "--expect-processes", "5", "--expect-workers-timeout", "1", "-q",
+                         "--insecure-no-auth")
     workers = [RawWorker(port, f"machine-{i}", processes=2) for i in range(2)]
     try:
         assert master.wait(20) == 2
@@ -204,7 +208,7 @@ def test_a_master_takes_more_workers_than_its_soft_file_limit(fleet: Fleet, tmp_
     port = free_port()
     argv = ["prlimit", f"--nofile=64:{hard}", sys.executable, "-m", "loadgen", "master", "-f",
             str(write_script(tmp_path)), "-H", "http://127.0.0.1:9", "--bind", f"127.0.0.1:{port}",
-            "--expect-workers", "100", "--expect-workers-timeout", "20", "-t", "1s", "-q"]
+            "--expect-workers", "100", "--expect-workers-timeout", "20", "-t", "1s", "-q", "--insecure-no-auth"]
     master = Proc("master-64-files", argv, tmp_path, fleet.env)
     fleet.procs.append(master)
     workers = [RawWorker(port, f"many-{i}") for i in range(100)]

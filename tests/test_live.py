@@ -7,7 +7,11 @@ Helpers here (``write_script``, ``loadgen_cmd``, ``SseReader``) are reused by te
 from __future__ import annotations
 
 import json
+import os
+import re
+import selectors
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -15,9 +19,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from http.client import HTTPException
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import unquote
 
 import msgpack
 import pytest
@@ -49,8 +55,54 @@ def loadgen_cmd(script: Path, host: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "loadgen", "run", "-f", str(script), "-H", host, "-q", *args]
 
 
-def popen(cmd: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=REPO)
+def popen(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**_env(), **(env or {})},
+                            cwd=REPO)
+
+
+def request(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,
+            context: ssl.SSLContext | None = None) -> tuple[int, Any, Any]:
+    """``(status, response headers, JSON or text body)``; HTTP errors are answers, not exceptions."""
+    data = None if body is None else json.dumps(body).encode()
+    sent = {"Content-Type": "application/json"} if data is not None else {}
+    req = urllib.request.Request(url, data=data, method=method, headers={**sent, **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=5, context=context) as resp:
+            payload, status, got = resp.read(), resp.status, resp.headers
+    except urllib.error.HTTPError as exc:
+        payload, status, got = exc.read(), exc.code, exc.headers
+    try:
+        return status, got, json.loads(payload)
+    except ValueError:
+        return status, got, payload.decode(errors="replace")
+
+
+def read_stderr_until(proc: subprocess.Popen[bytes], pattern: str, timeout: float = 20.0) -> list[str]:
+    """stderr lines up to and including the first that matches ``pattern`` (fails after ``timeout``).
+
+    Reads the pipe unbuffered (os.read), so what comes after stays in the pipe for ``proc.stderr.read()``; a
+    line is complete once loadgen has flushed it, so reading on up to its newline never waits long."""
+    assert proc.stderr is not None
+    fd, lines, partial = proc.stderr.fileno(), [], b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while time.monotonic() < deadline and sel.select(max(0.0, deadline - time.monotonic())):
+            byte = os.read(fd, 1)
+            if not byte:
+                break  # the process exited
+            if byte != b"\n":
+                partial += byte
+                continue
+            lines.append(partial.decode(errors="replace"))
+            partial = b""
+            if re.search(pattern, lines[-1]):
+                return lines
+    raise AssertionError(f"no stderr line matching {pattern!r} within {timeout} s: {lines + [partial.decode()]}")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def http(method: str, url: str, body: Any = None, content_type: str | None = "application/json",
@@ -265,6 +317,9 @@ def test_stop_through_web_api(tmp_path: Path, target: str) -> None:
 # ---- bad values: one line, exit 2, no traceback -----------------------------------------------------------
 def test_bad_live_output_values(tmp_path: Path) -> None:
     script = write_script(tmp_path)
+    cert, key = web_certificate()
+    other_key = write_other_key(tmp_path / "other-key.pem")
+    web = ("--web", "127.0.0.1:0")
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
@@ -276,6 +331,11 @@ def test_bad_live_output_values(tmp_path: Path) -> None:
         "stream-busy": ("--stream", f"tcp://127.0.0.1:{port}"),
         "prometheus-port": ("--prometheus", "127.0.0.1:99999"),
         "prometheus-busy": ("--prometheus", f"127.0.0.1:{port}"),
+        "web-cert-alone": ("--web-cert", cert, *web),
+        "web-key-alone": ("--web-key", key, *web),
+        "web-cert-unreadable": ("--web-cert", str(tmp_path / "missing.pem"), "--web-key", key, *web),
+        "web-key-mismatch": ("--web-cert", cert, "--web-key", other_key, *web),
+        "web-token-space": ("--web-token", "two words", *web),
     }
     procs = {name: popen(loadgen_cmd(script, "http://127.0.0.1:9", "-t", "3s", *args)) for name, args in cases.items()}
     try:
@@ -293,6 +353,149 @@ def test_bad_live_output_values(tmp_path: Path) -> None:
         assert option in lines[0], (name, lines[0])
     assert "HOST:PORT" in results["web-nonsense"][1]
     assert "cannot" in results["web-busy"][1] and "in use" in results["web-busy"][1].lower()
+    assert "--web-cert needs --web-key" in results["web-cert-alone"][1]
+    assert "--web-key needs --web-cert" in results["web-key-alone"][1]
+    assert "missing.pem: cannot read it" in results["web-cert-unreadable"][1]
+    assert "not a PEM certificate and its private key" in results["web-key-mismatch"][1]
+    assert "printable ASCII" in results["web-token-space"][1]
+
+
+def web_certificate() -> tuple[str, str]:
+    """The self-signed certificate (127.0.0.1, localhost) loadgen's own target uses for --tls."""
+    from loadgen.target.tls import self_signed_cert
+
+    return self_signed_cert()
+
+
+def write_other_key(path: Path) -> str:
+    """A private key that belongs to no certificate (for a mismatched --web-key)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return str(path)
+
+
+# ---- securing the dashboard: token, private reads, TLS ----------------------------------------------------
+def wait_for_elapsed(url: str, seconds: float, timeout: float = 15.0, context: ssl.SSLContext | None = None,
+                     headers: dict[str, str] | None = None) -> dict:
+    """Poll ``GET url/api/stats`` until the test has run ``seconds`` (fails after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    stats: Any = None
+    while time.monotonic() < deadline:
+        status, _, stats = request("GET", url + "/api/stats", headers=headers, context=context)
+        assert status == 200, stats
+        if stats.get("elapsed", 0) >= seconds:
+            return stats
+        time.sleep(0.2)
+    raise AssertionError(f"the test did not reach {seconds} s within {timeout} s: {stats}")
+
+
+def test_web_token_generated_on_non_loopback_bind(tmp_path: Path, target: str) -> None:
+    script = write_script(tmp_path)
+    port, report_path = free_port(), tmp_path / "r.json"
+    web = f"http://127.0.0.1:{port}"
+    proc = popen(loadgen_cmd(script, target, "-u", "1", "-t", "60s", "--web", f"0.0.0.0:{port}",
+                             "--json", str(report_path)))
+    try:
+        lines = read_stderr_until(proc, "dashboard at")
+        found = re.fullmatch(rf"loadgen: dashboard at http://0\.0\.0\.0:{port}/#token=(\S+) \(the controls need "
+                             r"this token; set --web-token or LOADGEN_WEB_TOKEN to choose it\)", lines[-1])
+        assert found, lines
+        token = unquote(found.group(1))
+        assert len(token) >= 32
+        wait_accepting("127.0.0.1", port, proc=proc)
+        no_token = request("POST", web + "/api/stop", {})
+        wrong = request("POST", web + "/api/stop", {}, headers=bearer(token[:-1] + "x"))
+        stats = wait_for_elapsed(web, 2)  # reads are open without --web-private; the test is still running
+        page = request("GET", web + "/")
+        right = request("POST", web + "/api/stop", {}, headers=bearer(token))
+        code = proc.wait(15)
+        rest = proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        stop_process(proc)
+    assert no_token[0] == 401 and no_token[1]["WWW-Authenticate"].startswith("Bearer")
+    assert "Authorization: Bearer TOKEN" in no_token[2]["error"], no_token
+    assert wrong[0] == 401 and wrong[2]["error"].startswith("wrong token"), wrong
+    assert stats["state"] == "running" and stats["users"] == 1
+    assert page[0] == 200 and '"fields"' in page[2]  # the page, with its data inlined
+    assert right[0] == 200 and right[2] == {"ok": True, "stopping": True}, right
+    assert code == 0, rest
+    assert any("serves plain HTTP" in line for line in lines), lines
+    report_text = report_path.read_text()
+    assert json.loads(report_text)["stop_reason"] == "stopped from the web API"
+    assert token not in report_text  # never written to a report (nor sent to workers)
+
+
+def test_web_private_needs_the_token_for_reads(tmp_path: Path, target: str) -> None:
+    script = write_script(tmp_path)
+    port, token = free_port(), "chosen-token-1234"
+    web = f"http://127.0.0.1:{port}"
+    proc = popen(loadgen_cmd(script, target, "-u", "1", "-t", "60s", "--web", f"127.0.0.1:{port}", "--web-private"),
+                 env={"LOADGEN_WEB_TOKEN": token})
+    try:
+        lines = read_stderr_until(proc, "dashboard at")
+        wait_accepting("127.0.0.1", port, proc=proc)
+        stats_open = request("GET", web + "/api/stats")
+        stats_token = request("GET", web + "/api/stats", headers=bearer(token))
+        page_open = request("GET", web + "/")
+        cookie = stats_token[1]["Set-Cookie"].split(";")[0]
+        page_cookie = request("GET", web + "/", headers={"Cookie": cookie})
+        stream = _first_sse_line(web + "/api/stream", {"Cookie": cookie})
+        stop_cookie = request("POST", web + "/api/stop", {}, headers={"Cookie": cookie})
+        stop_none = request("POST", web + "/api/stop", {})
+        alive = proc.poll() is None
+        stop = request("POST", web + "/api/stop", {}, headers=bearer(token))
+        code = proc.wait(15)
+    finally:
+        stop_process(proc)
+    assert token not in "\n".join(lines)  # a chosen token is never printed
+    assert "the dashboard and its controls need the --web-token" in lines[-1], lines
+    assert stats_open[0] == 401 and "--web-private" in stats_open[2]["error"], stats_open
+    assert stats_token[0] == 200 and "elapsed" in stats_token[2]
+    attributes = stats_token[1]["Set-Cookie"]
+    assert "HttpOnly" in attributes and "SameSite=Strict" in attributes and token not in attributes
+    assert page_open[0] == 401 and "var initial = null;" in page_open[2] and '"fields"' not in page_open[2]
+    assert page_cookie[0] == 200 and '"fields"' in page_cookie[2]
+    assert stream == (200, "text/event-stream", "retry: 2000")
+    assert stop_cookie[0] == 401 and stop_none[0] == 401 and alive  # the cookie is for reads only
+    assert stop[0] == 200 and code == 0
+
+
+def _first_sse_line(url: str, headers: dict[str, str]) -> tuple[int, str, str]:
+    req = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.status, resp.headers["Content-Type"].split(";")[0], resp.readline().decode().strip()
+
+
+def test_web_over_tls(tmp_path: Path, target: str) -> None:
+    script = write_script(tmp_path)
+    cert, key = web_certificate()
+    port = free_port()
+    web = f"https://127.0.0.1:{port}"
+    trusting = ssl.create_default_context(cafile=cert)
+    proc = popen(loadgen_cmd(script, target, "-u", "1", "-t", "60s", "--web", f"127.0.0.1:{port}",
+                             "--web-cert", cert, "--web-key", key))
+    try:
+        lines = read_stderr_until(proc, "dashboard and web API on")
+        wait_accepting("127.0.0.1", port, proc=proc)
+        stats = wait_for_elapsed(web, 1, context=trusting)
+        with pytest.raises(urllib.error.URLError) as untrusted:
+            urllib.request.urlopen(web + "/api/stats", timeout=5, context=ssl.create_default_context())
+        with pytest.raises((HTTPException, OSError)):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stats", timeout=5)  # plain HTTP gets no answer
+        stop = request("POST", web + "/api/stop", {}, context=trusting)
+        code = proc.wait(15)
+        rest = proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        stop_process(proc)
+    assert lines[-1] == f"loadgen: dashboard and web API on https://127.0.0.1:{port}/", lines
+    assert stats["state"] == "running"
+    assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
+    assert stop[0] == 200 and code == 0, rest
+    assert "Traceback" not in rest  # the failed plain-HTTP handshake is not a traceback
 
 
 # ---- in-process units -------------------------------------------------------------------------------------
@@ -396,6 +599,48 @@ def test_web_app_routes_and_report() -> None:
         assert '"elapsed":2.0' in stream and stream.rstrip().split("\n\n")[-1].startswith("event: report")
     finally:
         web.close()
+
+
+def test_web_access_rules() -> None:
+    """The token rules on the WSGI app directly: Bearer for POSTs, a read-only cookie, the token kept secret."""
+    import io
+
+    import gevent.event
+
+    from loadgen.control.controller import TestPlan
+    from loadgen.model.options import TestOptions
+    from loadgen.outputs.web import WebOutput
+
+    stops: list[str] = []
+    controller = SimpleNamespace(plan=TestPlan(), stop_requested=gevent.event.Event(), request_stop=stops.append)
+    web = WebOutput("127.0.0.1:0", controller, token="s3cret-token", private=True)
+    try:
+        def call(method: str, path: str, **headers: str) -> tuple[str, dict[str, str], bytes]:
+            environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_TYPE": "application/json",
+                       "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b""), "HTTP_HOST": "x",
+                       **{f"HTTP_{k.upper()}": v for k, v in headers.items()}}
+            answer: list[Any] = []
+            body = b"".join(web.app(environ, lambda s, h: answer.extend([s, dict(h)])))
+            return answer[0], answer[1], body
+
+        status, headers, _ = call("GET", "/api/history", authorization="bearer s3cret-token")
+        assert status.startswith("200")
+        cookie = headers["Set-Cookie"].split(";")[0]
+        assert "s3cret" not in headers["Set-Cookie"]
+        assert "Set-Cookie" not in call("GET", "/api/stats", cookie=cookie)[1]  # already has it
+        assert call("GET", "/api/stats", cookie=cookie)[0].startswith("200")
+        assert call("GET", "/api/stats", cookie=cookie[:-1] + "0")[0].startswith("401")
+        assert call("GET", "/api/stats", authorization="Basic s3cret-token")[0].startswith("401")
+        assert call("POST", "/api/stop", cookie=cookie)[0].startswith("401")
+        assert call("POST", "/api/stop", authorization="Bearer s3cret-tokeN")[0].startswith("401")
+        assert stops == []
+        assert call("POST", "/api/stop", authorization="Bearer s3cret-token")[0].startswith("200")
+        assert stops == ["stopped from the web API"]
+        assert web.announcement is not None and "s3cret" not in web.announcement
+    finally:
+        web.close()
+    options = TestOptions(web="127.0.0.1:0", web_token="s3cret-token")
+    assert "web_token" not in options.to_dict() and "s3cret" not in repr(options) + str(options.for_report())
 
 
 def test_grafana_dashboard_uses_exported_metrics() -> None:

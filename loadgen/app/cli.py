@@ -94,6 +94,12 @@ OUTPUT_OPTIONS = [
          help="Write a JUnit XML report here (thresholds and failing endpoints as test cases)."),
     _opt("--stream", type=str, default=None, help="Publish live snapshots on ZeroMQ PUB, e.g. tcp://127.0.0.1:5558."),
     _opt("--web", type=str, default=None, help="Serve the live dashboard and web API on HOST:PORT, e.g. 127.0.0.1:8089."),
+    _opt("--web-token", type=str, default=None,
+         help="Token the dashboard's controls need (Authorization: Bearer). Default on a non-loopback --web or "
+              "with --web-private: a random one, printed at start."),
+    _opt("--web-private", is_flag=True, default=False, help="The dashboard's reads need the token too."),
+    _opt("--web-cert", type=str, default=None, help="Serve the dashboard over HTTPS with this certificate (PEM)."),
+    _opt("--web-key", type=str, default=None, help="The private key (PEM) of --web-cert."),
     _opt("--prometheus", type=str, default=None, help="Serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9646."),
     _opt("-q", "--quiet", is_flag=True, default=False, help="No live output; the summary only."),
     _opt("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
@@ -146,8 +152,13 @@ MASTER_OPTIONS = [
     _opt("--expect-workers-timeout", type=DURATION, default=60.0, help="How long to wait for them."),
     _opt("--heartbeat-interval", type=DURATION, default=1.0, help="Seconds between heartbeats, both ways."),
     _opt("--heartbeat-timeout", type=DURATION, default=3.0, help="A worker silent this long is lost."),
-    _opt("--curve-secret-key", type=str, default=None, help="Master's CURVE keypair (.key_secret)."),
-    _opt("--curve-allow", type=str, default=None, help="Directory of allowed worker public keys (*.key)."),
+    _opt("--keys", "keys_dir", type=str, default=None,
+         help="The fleet's keys (made by 'loadgen keys DIR'). Default: $LOADGEN_KEYS or ~/.config/loadgen/fleet, "
+              "made on first use."),
+    _opt("--insecure-no-auth", is_flag=True, default=False,
+         help="No CURVE: anyone who reaches --bind can join and read the script. Trusted networks only."),
+    _opt("--curve-secret-key", type=str, default=None, help="Instead of --keys: the master's keypair (.key_secret)."),
+    _opt("--curve-allow", type=str, default=None, help="With --curve-secret-key: the allowed workers' public keys."),
 ]
 
 
@@ -157,7 +168,7 @@ MASTER_OPTIONS = [
 def master(**params: Any) -> None:
     """Coordinate workers: distribute users, watch their health, merge their statistics."""
     from loadgen.control.remote import FleetOptions, run_master
-    from loadgen.fleet.security import CurveKeys
+    from loadgen.fleet.keyring import keys_for_master
 
     names = ("bind", "expect_workers", "expect_processes", "expect_workers_timeout", "heartbeat_interval",
              "heartbeat_timeout")
@@ -167,12 +178,8 @@ def master(**params: Any) -> None:
     problem = check_timeouts(fleet["heartbeat_timeout"], fleet["heartbeat_interval"])
     if problem is not None:
         raise click.UsageError(problem)
-    secret_key, allow = params.pop("curve_secret_key"), params.pop("curve_allow")
-    keys = None
-    if secret_key:
-        keys = CurveKeys.for_master(secret_key, allow)
-    elif allow:
-        raise click.UsageError("--curve-allow needs --curve-secret-key (the master's keypair)")
+    keys = keys_for_master(params.pop("keys_dir"), params.pop("curve_secret_key"), params.pop("curve_allow"),
+                           params.pop("insecure_no_auth"))
     options = _test_options(params)
     sys.exit(run_master(options, FleetOptions(**fleet, keys=keys)))
 
@@ -184,25 +191,35 @@ def master(**params: Any) -> None:
 @_opt("--stay", is_flag=True, default=False, help="Stay connected for the next test instead of exiting.")
 @_opt("--heartbeat-interval", type=DURATION, default=1.0, help="Seconds between heartbeats.")
 @_opt("--master-timeout", type=DURATION, default=10.0, help="Stop users when the master is silent this long.")
-@_opt("--curve-secret-key", type=str, default=None, help="This worker's CURVE keypair (.key_secret).")
-@_opt("--curve-master-key", type=str, default=None, help="The master's public key (.key).")
+@_opt("--give-up-after", type=DURATION, default=120.0,
+      help="Without --stay: exit (status 5) when no master has answered this long. 0: never.")
+@_opt("--keys", "keys_dir", type=str, default=None,
+      help="This worker's part of the fleet's keys (DIR/worker from 'loadgen keys DIR'). "
+           "Default: $LOADGEN_KEYS or ~/.config/loadgen/fleet.")
+@_opt("--insecure-no-auth", is_flag=True, default=False,
+      help="No CURVE: run whatever script answers at --master. Trusted networks only.")
+@_opt("--curve-secret-key", type=str, default=None, help="Instead of --keys: this worker's keypair (.key_secret).")
+@_opt("--curve-master-key", type=str, default=None, help="With --curve-secret-key: the master's public key (.key).")
 @_opt("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
       default="warning", help="Logging verbosity.")
 def worker(master_address: str, file: str | None, processes: str, stay: bool, heartbeat_interval: float,
-           master_timeout: float, curve_secret_key: str | None, curve_master_key: str | None, log_level: str) -> None:
+           master_timeout: float, give_up_after: float, keys_dir: str | None, insecure_no_auth: bool,
+           curve_secret_key: str | None, curve_master_key: str | None, log_level: str) -> None:
     """Generate load for a master."""
+    from loadgen.fleet.keyring import insecure_warning, keys_for_worker
     from loadgen.fleet.link import parse_master_address
-    from loadgen.fleet.security import CurveKeys
     from loadgen.fleet.supervisor import hub_endpoint, parse_processes
     from loadgen.fleet.worker import Worker
 
     _setup_logging(log_level)
     parse_master_address(master_address)
     count = parse_processes(processes)
-    if bool(curve_secret_key) != bool(curve_master_key):
-        raise click.UsageError("CURVE needs both --curve-secret-key and --curve-master-key")
-    keys = CurveKeys.for_worker(curve_secret_key, curve_master_key) if curve_secret_key and curve_master_key \
-        else None
+    hub = hub_endpoint()  # a process of a --processes N machine: its hub is its master
+    keys = None
+    if hub is None:
+        keys = keys_for_worker(keys_dir, curve_secret_key, curve_master_key, insecure_no_auth)
+        if keys is None:
+            click.echo(insecure_warning("worker", master_address), err=True)
     if file is not None:
         from loadgen.script.loader import load_script
 
@@ -210,27 +227,65 @@ def worker(master_address: str, file: str | None, processes: str, stay: bool, he
     if count > 1:
         from loadgen.fleet.host import run_machine
 
-        sys.exit(run_machine(count, sys.argv, master_address, heartbeat_interval, master_timeout, stay, keys))
-    hub = hub_endpoint()  # a process of a --processes N machine: its hub is its master
+        sys.exit(run_machine(count, sys.argv, master_address, heartbeat_interval, master_timeout, stay, keys,
+                             give_up_after))
     sys.exit(Worker(master_address, script_path=file, heartbeat_interval=heartbeat_interval,
-                    master_timeout=master_timeout, stay=stay or hub is not None,
-                    keys=None if hub is not None else keys, endpoint=hub).run())
+                    master_timeout=master_timeout, stay=stay or hub is not None, keys=keys, endpoint=hub,
+                    give_up_after=give_up_after if hub is None else 0.0).run())
 
 
-@cli.group()
+class _KeysGroup(click.Group):
+    """``loadgen keys DIR`` makes a fleet's keys; ``loadgen keys generate|fingerprint …`` are subcommands."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["new", *args]
+        return super().resolve_command(ctx, args)
+
+
+@cli.group(cls=_KeysGroup)
 def keys() -> None:
-    """CURVE keys for encrypted, authenticated master/worker links."""
+    """CURVE keys for authenticated, encrypted master/worker links: 'loadgen keys DIR' makes a fleet's."""
+
+
+@keys.command("new")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--workers", type=click.IntRange(min=0), default=0,
+              help="A keypair for each of N workers (DIR/worker-1 ...), each id bound to its own key. "
+                   "Default: one keypair all workers share (DIR/worker).")
+@click.option("--force", is_flag=True, help="Replace the keys already in DIRECTORY.")
+def keys_new(directory: str, workers: int, force: bool) -> None:
+    """Make a fleet's keys in DIRECTORY: the master's part and the workers'."""
+    from loadgen.fleet.keyring import create_fleet
+
+    fleet = create_fleet(directory, workers, force)
+    parts = ", ".join(fleet.worker_dirs) if len(fleet.worker_dirs) <= 3 else \
+        f"{fleet.worker_dirs[0]} ... {fleet.worker_dirs[-1]}"
+    click.echo(f"master key {fleet.master_fingerprint}\n"
+               f"  on the master:     loadgen master --keys {fleet.master_dir} ...  (keep it there: it holds the "
+               "master's secret)\n"
+               f"  on each worker:    loadgen worker --keys {fleet.worker_dirs[0]} --master HOST  "
+               f"(copy {parts} to the workers)")
 
 
 @keys.command("generate")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--name", default="loadgen", show_default=True, help="Key name: NAME.key and NAME.key_secret.")
 def keys_generate(directory: str, name: str) -> None:
-    """Write a keypair into DIRECTORY."""
-    from loadgen.fleet.security import generate_keys
+    """Write one keypair into DIRECTORY (for --curve-secret-key and friends)."""
+    from loadgen.fleet.security import fingerprint, generate_keys, load_public
 
     public, secret = generate_keys(directory, name)
-    click.echo(f"public key: {public}\nsecret key: {secret} (keep it private)")
+    click.echo(f"public key: {public} ({fingerprint(load_public(public))})\nsecret key: {secret} (keep it private)")
+
+
+@keys.command("fingerprint")
+@click.argument("key_file", type=click.Path(dir_okay=False))
+def keys_fingerprint(key_file: str) -> None:
+    """Print a key file's fingerprint (what the master and the workers print)."""
+    from loadgen.fleet.security import fingerprint, load_public
+
+    click.echo(fingerprint(load_public(key_file)))
 
 
 @cli.command()

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 from loadgen.control.controller import Controller, Report
 from loadgen.control.launch import execute, prepare
-from loadgen.fleet.link import DEFAULT_PORT
+from loadgen.fleet.keyring import insecure_warning
 from loadgen.fleet.master import Master
 from loadgen.fleet.security import CurveKeys
-from loadgen.model.addresses import is_loopback, parse_host_port
 from loadgen.model.options import TestOptions
 from loadgen.outputs import ConsoleOutput
 from loadgen.stats.aggregate import Aggregate
@@ -32,7 +31,7 @@ class FleetOptions:
 def run_master(options: TestOptions, fleet: FleetOptions, console: ConsoleOutput | None = None) -> int:
     """The whole distributed test; returns the exit code."""
     prepared = prepare(options)
-    _warn_if_open(fleet)
+    _announce_security(fleet)
     aggregate = Aggregate()
     master = Master(fleet.bind, options, prepared.script, aggregate, fleet.heartbeat_interval,
                     fleet.heartbeat_timeout, fleet.keys)
@@ -52,15 +51,10 @@ def run_master(options: TestOptions, fleet: FleetOptions, console: ConsoleOutput
     return execute(options, prepared, master, aggregate, run, console=console, cleanup=master.close)
 
 
-def _warn_if_open(fleet: FleetOptions) -> None:
-    try:
-        loopback = is_loopback(parse_host_port(fleet.bind, default_port=DEFAULT_PORT).host)
-    except ValueError:
-        loopback = False  # the master names the bad address when it binds
-    if fleet.keys is None and not loopback:
-        print(f"loadgen master: warning: listening on {fleet.bind} without encryption or authentication: anyone "
-              "who reaches this port can join as a worker and read the script; use --curve-secret-key and "
-              "--curve-allow on untrusted networks", file=sys.stderr, flush=True)
-    elif fleet.keys is not None and not fleet.keys.allowed:
-        print("loadgen master: warning: CURVE encrypts the links but, without --curve-allow, any worker that "
-              "knows the master's public key may join", file=sys.stderr, flush=True)
+def _announce_security(fleet: FleetOptions) -> None:
+    """One line: the key workers must trust, or a loud warning that there is none."""
+    if fleet.keys is None:
+        print(insecure_warning("master", fleet.bind), file=sys.stderr, flush=True)
+        return
+    print(f"loadgen master: master key {fleet.keys.fingerprint}; {len(fleet.keys.allowed)} worker keys allowed",
+          file=sys.stderr, flush=True)

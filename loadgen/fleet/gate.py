@@ -49,7 +49,7 @@ class Gate:
         print(f"loadgen master: refused worker {name}: {reason}", file=sys.stderr, flush=True)
         return Notice("worker", f"refused worker {name}: {reason}", f"version:{name}")
 
-    def notices(self, curve_refused: int) -> list[Notice]:
+    def notices(self, curve_refused: int, impostor_frames: int = 0) -> list[Notice]:
         """What the report says about the link at the end of a test."""
         notices = []
         if self.bad_frames or self.stray_frames:
@@ -59,6 +59,9 @@ class Gate:
             notices.append(Notice("worker", f"{self.late_deltas} deltas arrived from workers already marked lost; "
                                   "they are counted", "late"))
         if curve_refused:
-            notices.append(Notice("security", f"refused {curve_refused} connections whose CURVE key is not in "
-                                  "--curve-allow", "curve"))
+            notices.append(Notice("security", f"refused {curve_refused} connections whose CURVE key is not "
+                                  "allowed", "curve"))
+        if impostor_frames:
+            notices.append(Notice("security", f"dropped {impostor_frames} frames sent under another worker's id; "
+                                  "the key that sent them is refused", "impostor"))
         return notices

@@ -3,6 +3,7 @@ wrong master key), read from the DEALER's monitor socket."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -10,16 +11,24 @@ import gevent
 import zmq.green as zmq
 from zmq.utils.monitor import recv_monitor_message
 
-REFUSED_KEY = ("the master refused this worker's CURVE key: copy this worker's public .key file "
-               "into the master's --curve-allow directory and restart the master")
-FAILED_THRICE = ("the CURVE handshake with the master failed 3 times: check that "
-                 "--curve-master-key is the master's public key and that the master uses CURVE")
+
+def refused_key(own: str) -> str:
+    return (f"the master refused this worker's key {own}: add this worker's public .key file to the master's "
+            "allowed keys (DIR/master/allowed, or --curve-allow) and restart the master")
+
+
+def untrusted_master(endpoint: str, trusted: str) -> str:
+    return (f"the master at {endpoint} does not hold the key this worker trusts ({trusted}): it is another "
+            "machine or another fleet; check --master, or give this worker that fleet's keys (DIR/worker from "
+            "'loadgen keys DIR', or --curve-master-key)")
 
 
 def watch_handshakes(monitor: Callable[[], Any], running: Callable[[], bool], welcomed_once: Callable[[], bool],
-                     refused: Callable[[str], None]) -> None:
-    """Read handshake events until ``running()`` is False; call ``refused`` with the reason to exit."""
+                     refused: Callable[[str], None], endpoint: str, own: str, trusted: str) -> None:
+    """Read handshake events until ``running()`` is False; call ``refused`` with the reason to exit. Once
+    welcomed, failures only mean the master is away (or an impostor holds its address): keep trying."""
     failures = 0
+    said = False
     while running():
         sock = monitor()
         if sock is None:
@@ -34,10 +43,14 @@ def watch_handshakes(monitor: Callable[[], Any], running: Callable[[], bool], we
             continue
         kind = event["event"]
         if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            failures = 0
+            failures, said = 0, False
         elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            refused(REFUSED_KEY)
+            refused(refused_key(own))
         else:
             failures += 1
             if failures >= 3 and not welcomed_once():
-                refused(FAILED_THRICE)
+                refused(untrusted_master(endpoint, trusted))
+            elif failures >= 3 and not said:
+                said = True  # once per outage: waiting for our own master, never joining this one
+                print(f"loadgen worker: {untrusted_master(endpoint, trusted)}; waiting for the trusted master",
+                      file=sys.stderr, flush=True)

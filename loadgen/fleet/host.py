@@ -13,7 +13,7 @@ import gevent
 from loadgen.fleet.group import GroupPreparation
 from loadgen.fleet.hub import Hub
 from loadgen.fleet.protocol import Message
-from loadgen.fleet.security import CurveKeys
+from loadgen.fleet.security import CurveKeys, peer_id
 from loadgen.fleet.supervisor import HUB_ENV, Children, child_argv
 from loadgen.fleet.worker import Worker
 
@@ -21,7 +21,7 @@ CHILDREN_TIMEOUT = 60.0
 
 
 def run_machine(count: int, argv: list[str], master: str, heartbeat_interval: float, master_timeout: float,
-                stay: bool, keys: CurveKeys | None) -> int:
+                stay: bool, keys: CurveKeys | None, give_up_after: float = 0.0) -> int:
     """Run the machine's worker over ``count`` children; returns the exit code."""
     worker: Worker | None = None
 
@@ -31,10 +31,11 @@ def run_machine(count: int, argv: list[str], master: str, heartbeat_interval: fl
     hub = Hub(upstream)
     command = [*child_argv(argv), "--stay"]
     children = Children(count, command, dict(os.environ, LOADGEN_PROCESSES="1", **{HUB_ENV: hub.endpoint}))
-    machine_id = f"{socket.gethostname()}-{os.getpid()}-m{count}"
+    machine_id = peer_id(f"{socket.gethostname()}-{os.getpid()}-m{count}", keys) if keys is not None \
+        else f"{socket.gethostname()}-{os.getpid()}-m{count}"
     worker = Worker(master, heartbeat_interval=heartbeat_interval, master_timeout=master_timeout, stay=stay,
                     keys=keys, worker_id=machine_id, processes=count,
-                    preparation=None)
+                    preparation=None, give_up_after=give_up_after)
     worker.preparation = GroupPreparation(hub, worker.clock.master_time)
     hub.lease_until_of = lambda: worker.lease.until if worker is not None else float("-inf")
     children.start_all()

@@ -21,6 +21,7 @@ from loadgen.fleet.lease import lease_duration
 from loadgen.fleet.liveness import Liveness
 from loadgen.fleet.peers import ACTIVE, Peer, PeerState
 from loadgen.fleet.protocol import (
+    MAX_HELLO_BYTES,
     PROTOCOL_VERSION,
     Bye,
     Event,
@@ -93,7 +94,6 @@ class Master:
         self._forced = False
         self.router = Router(bind, keys)
         self.endpoint = self.router.endpoint
-        self.socket = self.router.socket
         self.gate = Gate(self.master_id, self.send, clock)
         self.script_name, self.script_files = script_files(script.path if not script.path.endswith("__init__.py")
                                                            else os.path.dirname(script.path))
@@ -111,6 +111,9 @@ class Master:
             known.last_seen = self.clock()  # liveness is when a frame arrives, however long handling takes
         if len(frames) != 2:
             self.gate.bad_frames += 1
+            return
+        if known is None and len(frames[1]) > MAX_HELLO_BYTES:  # not a hello: never decoded
+            self.gate.stray(identity)
             return
         try:
             self._handle(identity, decode(frames[1]))
@@ -204,8 +207,7 @@ class Master:
                     self._rebalance()
 
     def _refuse_version(self, identity: bytes, version: object) -> None:
-        notice = self.gate.refuse_version(identity, version)
-        if notice is not None:
+        if (notice := self.gate.refuse_version(identity, version)) is not None:
             self._pending_warnings.append(notice)
 
     def _hello(self, identity: bytes, hello: Hello) -> None:
@@ -383,7 +385,7 @@ class Master:
             self.aggregate.notify(notice)
         self.gate.late_deltas = self.intake.late
         self.gate.bad_frames += self.intake.bad
-        for notice in self.gate.notices(self.router.refused):
+        for notice in self.gate.notices(self.router.refused, self.router.impostor_frames):
             self.aggregate.notify(notice)
 
     def quit_workers(self) -> None:

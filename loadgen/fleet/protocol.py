@@ -15,6 +15,11 @@ import msgpack
 
 PROTOCOL_VERSION = 3
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+MAX_HELLO_BYTES = 64 * 1024  # the most a peer that has not said hello may send: anything larger is not decoded
+# what msgpack may allocate for one frame, checked before it allocates: a delta's columns hold at most 10,000
+# rows (two names each); its counts and a shipped script's files are bytes
+UNPACK_LIMITS = {"max_str_len": 1024 * 1024, "max_bin_len": MAX_FRAME_BYTES, "max_array_len": 100_000,
+                 "max_map_len": 100_000, "max_ext_len": 0}
 
 
 class FrameError(ValueError):
@@ -245,7 +250,7 @@ def decode(frame: bytes) -> Message:
     if len(frame) > MAX_FRAME_BYTES:
         raise FrameError("frame too large")
     try:
-        data = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+        data = msgpack.unpackb(frame, raw=False, strict_map_key=False, **UNPACK_LIMITS)
     except Exception as exc:  # noqa: BLE001 - msgpack raises many kinds
         raise FrameError(f"not msgpack: {type(exc).__name__}") from None
     if not isinstance(data, dict):

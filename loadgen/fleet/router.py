@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import resource
+import sys
 from collections.abc import Callable
 
 import gevent
@@ -19,6 +20,7 @@ log = logging.getLogger("loadgen.fleet.router")
 RECEIVE_BATCH = 64  # frames handled before the loop lets the other greenlets run
 RECEIVE_EVERY = 0.01  # seconds between looks at the socket once it is empty: a large fleet's frames arrive
 # every half millisecond, and one look takes them all; liveness and answers wait at most this long
+MAX_IMPOSTORS = 100  # ids named once each
 _NOBLOCK = int(plain_zmq.NOBLOCK)  # a plain int: flag enums cost an enum operation per use
 
 
@@ -44,6 +46,8 @@ class Router:
         self.zap: ZapHandler | None = ZapHandler(self.context, keys.allowed) if keys is not None else None
         self.endpoint = bind_endpoint(bind)
         self.socket = master_socket(self.context, bind, self.endpoint, keys, socket_class=plain_zmq.Socket)
+        self.impostor_frames = 0  # frames under an id their connection's key does not own (dropped)
+        self.impostors: set[bytes] = set()
 
     def send(self, identity: bytes, message: Message) -> None:
         try:
@@ -52,14 +56,21 @@ class Router:
             log.debug("send to %s failed: %s", printable(identity), exc)
 
     def receive_loop(self, on_frames: Callable[[list[bytes]], None]) -> None:
-        """Hand every multipart frame to ``on_frames`` until the socket is closed."""
+        """Hand every multipart frame to ``on_frames`` until the socket is closed; with CURVE, only frames whose
+        id ends with their connection's key (`vouched`): nothing else is decoded."""
         sock = self.socket
-        take = sock.recv_multipart
+        if self.zap is None:
+            take = sock.recv_multipart
+        else:
+            def take(flags: int) -> list[bytes] | None:
+                return self.vouched(sock.recv_multipart(flags, copy=False))
         while not sock.closed:
             try:
                 while True:
                     for _ in range(RECEIVE_BATCH):
-                        on_frames(take(_NOBLOCK))
+                        frames = take(_NOBLOCK)
+                        if frames is not None:
+                            on_frames(frames)
                     gevent.sleep(0)
             except plain_zmq.Again:
                 pass
@@ -67,6 +78,23 @@ class Router:
                 if sock.closed:
                     return
             gevent.sleep(RECEIVE_EVERY)
+
+    def vouched(self, parts: list[plain_zmq.Frame]) -> list[bytes] | None:
+        """The frame's parts if its id (the first) ends with the id suffix of the key its connection was
+        authenticated with (the ZAP handler's User-Id); else None: counted, named once, its key banned."""
+        identity = parts[0].bytes
+        user = str(parts[-1].get("User-Id") or "")
+        if user and identity.endswith(b"-" + user.encode()):
+            return [identity, *(part.bytes for part in parts[1:])]
+        self.impostor_frames += 1
+        if self.zap is not None and user:
+            self.zap.banned.add(user)  # its next connection is refused; the worker it claims to be reconnects
+        if identity not in self.impostors and len(self.impostors) < MAX_IMPOSTORS:
+            self.impostors.add(identity)
+            print(f"loadgen master: dropped frames under worker id {printable(identity)} from a connection "
+                  f"authenticated with another key (id suffix {user or 'none'}); that key is refused from now on",
+                  file=sys.stderr, flush=True)
+        return None
 
     @property
     def refused(self) -> int:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
 import sys
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,32 @@ def generate_keys(directory: str, name: str) -> tuple[str, str]:
     public, secret = zmq.auth.create_certificates(directory, name)
     os.chmod(secret, 0o600)
     return public, secret
+
+
+def fingerprint(public: bytes) -> str:
+    """``SHA256:…`` of a public key's 32 bytes (Z85 text or raw), as SSH prints host keys."""
+    digest = hashlib.sha256(_raw(public)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def id_suffix(public: bytes) -> str:
+    """The end of every worker id under this key (48 bits of its hash): the master checks each frame's id
+    against the key that sent it (``Router``), so no peer can speak under another's id."""
+    return hashlib.sha256(_raw(public)).hexdigest()[:12]
+
+
+def peer_id(base: str, keys: CurveKeys | None) -> str:
+    """A worker's id: ``base`` and its key's `id_suffix` (with CURVE), or a random tag."""
+    return f"{base}-{id_suffix(keys.public) if keys is not None else uuid.uuid4().hex[:4]}"
+
+
+def _raw(public: bytes) -> bytes:
+    return z85.decode(public) if len(public) == 40 else public
+
+
+def load_public(path: str) -> bytes:
+    """A certificate file's Z85 public key."""
+    return _load(path, "key")[0]
 
 
 def _load(path: str, what: str) -> tuple[bytes, bytes | None]:
@@ -52,17 +81,17 @@ class CurveKeys:
         public, secret = _load(secret_path, "--curve-secret-key")
         if secret is None:
             raise UsageError(f"--curve-secret-key {secret_path!r} holds no secret key: pass the .key_secret file")
-        allowed: set[bytes] = set()
-        if allow_dir:
-            if not os.path.isdir(allow_dir):
-                raise UsageError(f"--curve-allow {allow_dir!r} is not a directory of worker .key files")
-            for name in sorted(os.listdir(allow_dir)):
-                if name.endswith(".key"):
-                    # certificates hold Z85 text; ZAP hands the handler the raw 32-byte key
-                    allowed.add(z85.decode(_load(os.path.join(allow_dir, name), "worker key")[0]))
-            if not allowed:
-                raise UsageError(f"--curve-allow {allow_dir!r} holds no worker .key file: copy each worker's "
-                                 "public NAME.key there (made by 'loadgen keys generate')")
+        if not allow_dir:
+            raise UsageError("the master needs the workers' public keys: pass --curve-allow DIR (or --keys DIR, "
+                             "made by 'loadgen keys DIR')")
+        if not os.path.isdir(allow_dir):
+            raise UsageError(f"--curve-allow {allow_dir!r} is not a directory of worker .key files")
+        # certificates hold Z85 text; ZAP hands the handler the raw 32-byte key
+        allowed = {z85.decode(_load(os.path.join(allow_dir, name), "worker key")[0])
+                   for name in sorted(os.listdir(allow_dir)) if name.endswith(".key")}
+        if not allowed:
+            raise UsageError(f"--curve-allow {allow_dir!r} holds no worker .key file: copy each worker's public "
+                             "NAME.key there (or make a fleet's keys with 'loadgen keys DIR')")
         return cls(public, secret, allowed=allowed)
 
     @classmethod
@@ -72,6 +101,16 @@ class CurveKeys:
             raise UsageError(f"--curve-secret-key {secret_path!r} holds no secret key: pass the .key_secret file")
         server_public, _ = _load(master_public_path, "--curve-master-key")
         return cls(public, secret, server_public=server_public)
+
+    @property
+    def fingerprint(self) -> str:
+        """This peer's own public key, as printed."""
+        return fingerprint(self.public)
+
+    @property
+    def master_fingerprint(self) -> str:
+        """The master's: this peer's own on the master; the key it trusts on a worker."""
+        return fingerprint(self.server_public if self.server_public is not None else self.public)
 
     def apply_server(self, sock: Any) -> None:
         sock.setsockopt(zmq.CURVE_SERVER, 1)
@@ -86,13 +125,15 @@ class CurveKeys:
 
 
 class ZapHandler:
-    """Answers ZAP requests: CURVE clients whose public key is allowed get in; others are refused.
+    """Answers ZAP requests: CURVE clients whose public key is allowed (and not banned) get in, with their
+    key's `id_suffix` as the connection's User-Id; others are refused before they can send a frame.
 
-    ``allowed`` holds raw 32-byte keys; an empty set lets any CURVE client in (encryption only).
+    ``allowed`` holds raw 32-byte keys.
     """
 
     def __init__(self, context: Any, allowed: set[bytes]) -> None:
         self.allowed = allowed
+        self.banned: set[str] = set()  # id suffixes of keys caught speaking under another worker's id
         self.refused = 0
         self._reported: set[tuple[bytes, bytes]] = set()
         self.socket = context.socket(gzmq.REP)
@@ -122,15 +163,16 @@ class ZapHandler:
         address = frames[3] if len(frames) > 3 else b""
         mechanism = frames[5] if len(frames) > 5 else b""
         key = frames[6] if len(frames) > 6 else b""
-        ok = mechanism == b"CURVE" and (not self.allowed or key in self.allowed)
-        if ok:
-            return [version, request_id, b"200", b"OK", b"", b""]
+        user = id_suffix(key) if len(key) == 32 else ""
+        if mechanism == b"CURVE" and key in self.allowed and user not in self.banned:
+            return [version, request_id, b"200", b"OK", user.encode(), b""]
         self.refused += 1
         if (address, key) not in self._reported and len(self._reported) < 1000:
             self._reported.add((address, key))
-            shown = z85.encode(key).decode() if len(key) == 32 else "none"
-            message = (f"loadgen master: refused a worker from {address.decode(errors='replace') or '?'}: its CURVE "
-                       f"public key {shown} is not in --curve-allow")
+            why = ("it spoke under another worker's id" if user in self.banned
+                   else "its key is not in the master's allowed keys (--keys DIR/allowed or --curve-allow)")
+            message = (f"loadgen master: refused a worker from {address.decode(errors='replace') or '?'} with CURVE "
+                       f"key {fingerprint(key) if len(key) == 32 else 'none'}: {why}")
             print(message, file=sys.stderr, flush=True)
         return [version, request_id, b"400", b"key not allowed", b"", b""]
 

@@ -20,6 +20,7 @@ from loadgen.fleet.handshakes import watch_handshakes
 from loadgen.fleet.lease import Lease, MasterClock
 from loadgen.fleet.link import parse_master_address
 from loadgen.fleet.local_test import LocalPreparation, LocalTest
+from loadgen.fleet.patience import Patience
 from loadgen.fleet.preparation import Preparation
 from loadgen.fleet.protocol import (
     PROTOCOL_VERSION,
@@ -43,11 +44,11 @@ from loadgen.fleet.protocol import (
     decode,
     decode_map,
 )
-from loadgen.fleet.security import CurveKeys
+from loadgen.fleet.security import CurveKeys, peer_id
 from loadgen.fleet.session_state import SessionState
 from loadgen.fleet.shipping import sweep_stale_script_dirs
 from loadgen.model.addresses import HostPort
-from loadgen.model.errors import CommandError
+from loadgen.model.errors import EXIT_NO_MASTER, CommandError
 
 log = logging.getLogger("loadgen.fleet.worker")
 FINAL_DELIVERY = 5.0  # seconds a finishing worker resends its last delta until the master acknowledges it
@@ -66,7 +67,8 @@ class Worker:
     def __init__(self, master: str, script_path: str | None = None, heartbeat_interval: float = 1.0,
                  master_timeout: float = 10.0, stay: bool = False, keys: CurveKeys | None = None,
                  worker_id: str | None = None, processes: int = 1,
-                 endpoint: str | None = None, preparation: LocalPreparation | None = None) -> None:
+                 endpoint: str | None = None, preparation: LocalPreparation | None = None,
+                 give_up_after: float = 0.0) -> None:
         if endpoint is None:
             host, port = parse_master_address(master)
             endpoint = HostPort(host, port).zmq_connect()
@@ -77,7 +79,8 @@ class Worker:
         self.stay = stay
         self.processes = processes  # the processes this peer speaks for (a machine: its children)
         self.keys = keys
-        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self.worker_id = worker_id or peer_id(f"{socket.gethostname()}-{os.getpid()}", keys)
+        self.patience = Patience(give_up_after, stay)
         self.link = Dealer(self.endpoint, self.worker_id, keys)
         self.welcomed = False
         self.ever_welcomed = False
@@ -120,12 +123,14 @@ class Worker:
     def run(self) -> int:
         sweep_stale_script_dirs()
         self._connect()
-        print(f"loadgen worker {self.worker_id} connecting to {self.endpoint}", file=sys.stderr, flush=True)
+        trust = f", trusting master key {self.keys.master_fingerprint}" if self.keys is not None else ""
+        print(f"loadgen worker {self.worker_id} connecting to {self.endpoint}{trust}", file=sys.stderr, flush=True)
         self._greenlets = [gevent.spawn(self._receive_loop), gevent.spawn(self._heartbeat_loop)]
         if self.keys is not None:
             self._greenlets.append(gevent.spawn(watch_handshakes, lambda: self.link.monitor,
                                                 lambda: not self._done.is_set(), lambda: self.ever_welcomed,
-                                                self._refused))
+                                                self._refused, self.endpoint, self.keys.fingerprint,
+                                                self.keys.master_fingerprint))
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, self._on_signal, signum)
         try:
@@ -188,6 +193,9 @@ class Worker:
                             applied=work.applied if work is not None else 0))
 
     def _check_master(self) -> None:
+        if not self._done.is_set() and self.patience.over(self.worker_id, self.endpoint):
+            self.request_quit(EXIT_NO_MASTER)
+            return
         if self.welcomed and time.monotonic() - self.last_master > self.master_timeout:
             held = " (its test is kept, users stay stopped)" if self.assignment is not None else ""
             print(f"loadgen worker {self.worker_id}: no word from the master for {self.master_timeout:g} s; "
@@ -224,7 +232,7 @@ class Worker:
             except FrameError as exc:
                 log.warning("dropped a malformed frame from the master: %s", exc)
                 continue
-            self.last_master = time.monotonic()
+            self.last_master = self.patience.heard()
             try:
                 self._handle(message)
             except Exception as exc:  # noqa: BLE001 - report to the master, keep running

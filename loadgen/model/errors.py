@@ -7,6 +7,7 @@ EXIT_FAILURES = 1
 EXIT_USAGE = 2
 EXIT_SCRIPT = 3
 EXIT_THRESHOLDS = 4
+EXIT_NO_MASTER = 5  # a worker without --stay gave up: no master answered for --give-up-after
 
 
 class CommandError(Exception):

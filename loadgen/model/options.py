@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,8 @@ from loadgen.model.errors import UsageError
 from loadgen.model.plan import TestPlan
 from loadgen.model.stages import parse_stages
 from loadgen.model.thresholds import parse_threshold
+
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass
@@ -57,12 +60,20 @@ class TestOptions:
     junit_path: str | None = None
     stream: str | None = None
     web: str | None = None
+    web_token: str | None = field(default=None, repr=False, metadata={"secret": True})
+    web_private: bool = False
+    web_cert: str | None = None
+    web_key: str | None = None
     prometheus: str | None = None
     quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every option but the secrets (sent to workers, written to reports: the web token is neither)."""
         data = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.metadata.get("secret"):
+                del data[f.name]
         data["user_classes"] = list(self.user_classes)
         data["thresholds"] = list(self.thresholds)
         return data
@@ -100,6 +111,7 @@ class TestOptions:
             raise UsageError("--stop-timeout must be >= 0, e.g. --stop-timeout 10s")
         if self.dns_server:
             check_dns_server(self.dns_server)
+        check_web(self.web_token, self.web_cert, self.web_key)
         self.plan()
 
     def plan(self) -> TestPlan:
@@ -137,6 +149,16 @@ def check_dns_server(server: str) -> None:
     except ValueError:
         raise UsageError(f"--dns-server {server!r}: give an IP address and optional port, e.g. "
                          "--dns-server 127.0.0.1:53") from None
+
+
+def check_web(token: str | None, certfile: str | None, keyfile: str | None) -> None:
+    """--web-token is printable ASCII without spaces (it goes in a header); --web-cert and --web-key come as a pair."""
+    if token is not None and not _TOKEN.fullmatch(token):
+        raise UsageError("--web-token: use printable ASCII characters without spaces, e.g. "
+                         "--web-token \"$(openssl rand -hex 16)\"")
+    if bool(certfile) != bool(keyfile):
+        given, missing = ("--web-cert", "--web-key") if certfile else ("--web-key", "--web-cert")
+        raise UsageError(f"{given} needs {missing}: give both, e.g. --web-cert cert.pem --web-key key.pem")
 
 
 def check_host(host: str) -> None:

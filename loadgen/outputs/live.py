@@ -87,7 +87,10 @@ def attach_outputs(controller: Any, options: Any) -> LiveOutputs:
         if getattr(options, "web", None):
             from loadgen.outputs.web import WebOutput
 
-            live.outputs.append(WebOutput(options.web, controller))
+            live.outputs.append(WebOutput(options.web, controller, token=getattr(options, "web_token", None),
+                                          private=getattr(options, "web_private", False),
+                                          certfile=getattr(options, "web_cert", None),
+                                          keyfile=getattr(options, "web_key", None)))
         if getattr(options, "prometheus", None):
             from loadgen.outputs.prometheus import PrometheusOutput
 
@@ -98,7 +101,8 @@ def attach_outputs(controller: Any, options: Any) -> LiveOutputs:
     for output in live.outputs:
         where = getattr(output, "url", None)
         if where:
-            print(f"loadgen: {output.describe} on {where}", file=sys.stderr, flush=True)
+            line = getattr(output, "announcement", None) or f"loadgen: {output.describe} on {where}"
+            print(line, file=sys.stderr, flush=True)
     if live.outputs:
         controller.listeners.append(live.on_snapshot)
     return live

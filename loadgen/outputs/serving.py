@@ -1,7 +1,8 @@
-"""What the live outputs share: listen addresses, a gevent WSGI server, strict JSON, shipped assets."""
+"""What the live outputs share: listen addresses, a gevent WSGI server (plain or TLS), strict JSON, assets."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -9,6 +10,8 @@ from typing import Any
 
 from loadgen.model.addresses import parse_host_port
 from loadgen.model.errors import UsageError
+
+log = logging.getLogger("loadgen.outputs.http")
 
 
 def read_asset(name: str) -> str:
@@ -29,11 +32,43 @@ def parse_listen(option: str, value: str, example_port: int) -> tuple[str, int]:
     return address.host, address.port
 
 
-def start_server(option: str, value: str, host: str, port: int, app: Any) -> Any:
-    """Bind and start a gevent WSGI server; errors (port in use, bad host) become one-line UsageErrors."""
-    from gevent.pywsgi import WSGIServer
+def tls_context(option: str, certfile: str | None, keyfile: str | None) -> Any:
+    """A server SSLContext for ``{option}-cert`` and ``{option}-key``, or None without either; a one-line
+    UsageError for only one of them, a file that cannot be read, or a key that does not match."""
+    if not certfile and not keyfile:
+        return None
+    cert_option, key_option = f"{option}-cert", f"{option}-key"
+    if not keyfile or not certfile:
+        given, missing = (cert_option, key_option) if certfile else (key_option, cert_option)
+        raise UsageError(f"{given} needs {missing}: give both, e.g. {cert_option} cert.pem {key_option} key.pem")
+    for name, path in ((cert_option, certfile), (key_option, keyfile)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"{name} {path}: cannot read it ({exc.strerror or exc}): give a readable PEM file") \
+                from None
+    import ssl
 
-    server = WSGIServer((host, port), app, log=None, error_log=logging.getLogger("loadgen.outputs.http"))
+    from gevent import ssl as gssl
+
+    context = gssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        raise UsageError(f"{cert_option} {certfile} {key_option} {keyfile}: not a PEM certificate and its "
+                         f"private key ({reason})") from None
+    return context
+
+
+def start_server(option: str, value: str, host: str, port: int, app: Any, ssl_context: Any = None) -> Any:
+    """Bind and start a gevent WSGI server (HTTPS with ``ssl_context``); errors (port in use, bad host) become
+    one-line UsageErrors."""
+    tls = {} if ssl_context is None else {"ssl_context": ssl_context}
+    server = _server_class()((host, port), app, log=None, error_log=logging.getLogger("loadgen.outputs.http"),
+                             **tls)
     try:
         server.start()
     except (OSError, ValueError) as exc:
@@ -43,11 +78,29 @@ def start_server(option: str, value: str, host: str, port: int, app: Any) -> Any
     return server
 
 
+@functools.cache
+def _server_class() -> type:
+    """gevent's WSGIServer, quiet about failed TLS handshakes (a plain-HTTP client, a scanner): they are logged
+    at debug level instead of printing a traceback for each."""
+    from gevent.pywsgi import WSGIServer
+
+    class Server(WSGIServer):
+        def wrap_socket_and_handle(self, client_socket: Any, address: Any) -> Any:
+            try:
+                return super().wrap_socket_and_handle(client_socket, address)
+            except OSError as exc:  # ssl.SSLError is an OSError
+                log.debug("connection from %s failed: %s", address, exc)
+                return None
+
+    return Server
+
+
 def server_url(server: Any) -> str:
     host, port = server.address[:2]
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    scheme = "https" if getattr(server, "ssl_enabled", False) else "http"
+    return f"{scheme}://{host}:{port}"
 
 
 def to_json(value: Any) -> bytes:

@@ -11,6 +11,9 @@ POST /api/stop      stop the test
 
 POSTs must carry ``Content-Type: application/json`` (so a web page elsewhere cannot trigger them without a
 CORS preflight, which this server never grants) and, if the browser sends an Origin, it must be this host.
+With a token (``--web-token``, or generated on a non-loopback bind) POSTs need ``Authorization: Bearer TOKEN``
+too, and with ``--web-private`` so do the reads (see loadgen/outputs/access.py). ``--web-cert`` and
+``--web-key`` serve it all over HTTPS.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from urllib.parse import urlsplit
 from gevent.event import Event
 
 from loadgen.model.addresses import is_loopback
-from loadgen.outputs.serving import parse_listen, read_asset, server_url, start_server, to_json
+from loadgen.outputs.access import Access, announcement, generate_token
+from loadgen.outputs.serving import parse_listen, read_asset, server_url, start_server, tls_context, to_json
 
 log = logging.getLogger("loadgen.outputs.web")
 HISTORY_POINTS = 3600
@@ -36,6 +40,7 @@ KEEPALIVE_S = 15.0
 MAX_BODY = 64 * 1024
 MAX_ERRORS = 500
 MAX_USERS = 10_000_000
+PAGE_PATHS = ("/", "/index.html")
 
 
 def dashboard_html() -> str:
@@ -79,7 +84,8 @@ class ApiError(Exception):
 class WebOutput:
     describe = "dashboard and web API"
 
-    def __init__(self, address: str, controller: Any) -> None:
+    def __init__(self, address: str, controller: Any, *, token: str | None = None, private: bool = False,
+                 certfile: str | None = None, keyfile: str | None = None) -> None:
         self.controller = controller
         self.latest: dict | None = None
         self.latest_json = to_json({"state": "starting", "elapsed": 0.0, "users": 0})
@@ -89,11 +95,17 @@ class WebOutput:
         self.clients: set[_Client] = set()
         self._page: str | None = None
         host, port = parse_listen("--web", address, 8089)
-        self.server = start_server("--web", address, host, port, self.app)
+        context = tls_context("--web", certfile, keyfile)
+        generated = token is None and (private or not is_loopback(host))
+        if generated:
+            token = generate_token()
+        self.access = Access(token, private, secure=context is not None)
+        self.server = start_server("--web", address, host, port, self.app, ssl_context=context)
         self.url = server_url(self.server) + "/"
-        if not is_loopback(host):
-            print(f"loadgen: warning: --web {address}: anyone who can reach this address can change and stop "
-                  "the test; bind 127.0.0.1 or put it behind an authenticating proxy", file=sys.stderr, flush=True)
+        self.announcement = announcement(self.url, token, generated, private)
+        if not is_loopback(host) and context is None:
+            print(f"loadgen: warning: --web {address} serves plain HTTP: the token and the test's data cross the "
+                  "network unencrypted; give --web-cert and --web-key to serve HTTPS", file=sys.stderr, flush=True)
 
     # ---- output interface --------------------------------------------------------------------------------
     def on_snapshot(self, snapshot: dict) -> None:
@@ -136,19 +148,28 @@ class WebOutput:
     def app(self, environ: dict, start_response: Any) -> Any:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/") or "/"
+        extra: list[tuple[str, str]] = []
         try:
-            if path == "/api/stream" and method == "GET":
-                start_response("200 OK", [("Content-Type", "text/event-stream; charset=utf-8"),
-                                          ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")])
-                return self._events()
-            status, body, ctype = self._route(method, path, environ)
+            refusal = self.access.refusal(method, environ)
+            if refusal is not None:
+                status, body, ctype = self._refused(method, path, refusal)
+            else:
+                cookie = self.access.set_cookie(method, environ)
+                extra = [cookie] if cookie is not None else []
+                if path == "/api/stream" and method == "GET":
+                    start_response("200 OK", [("Content-Type", "text/event-stream; charset=utf-8"),
+                                              ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"), *extra])
+                    return self._events()
+                status, body, ctype = self._route(method, path, environ)
         except ApiError as exc:
             status, body, ctype = exc.status, to_json({"error": str(exc)}), "application/json"
         except Exception as exc:  # noqa: BLE001 - answer 500, log the details
             log.debug("web API error on %s %s", method, path, exc_info=True)
             status, body, ctype = "500 Internal Server Error", to_json({"error": str(exc)}), "application/json"
         headers = [("Content-Type", ctype), ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
-                   ("X-Content-Type-Options", "nosniff")]
+                   ("X-Content-Type-Options", "nosniff"), *extra]
+        if status.startswith("401"):
+            headers.append(("WWW-Authenticate", 'Bearer realm="loadgen"'))
         if ctype.startswith("text/html"):
             headers.append(("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; "
                             "style-src 'unsafe-inline'; connect-src 'self'; img-src data:"))
@@ -158,13 +179,8 @@ class WebOutput:
     def _route(self, method: str, path: str, environ: dict) -> tuple[str, bytes, str]:
         ok, js = "200 OK", "application/json"
         if method in ("GET", "HEAD"):
-            if path in ("/", "/index.html"):
-                if self._page is None:
-                    self._page = dashboard_html()
-                # JSON inside <script>: no "<" at all, so no "</script>" or "<!--" can end it early
-                history = to_json(self._history()).decode("utf-8").replace("<", "\\u003c")
-                page = self._page.replace("/*@history@*/null", history, 1)
-                return ok, page.encode("utf-8"), "text/html; charset=utf-8"
+            if path in PAGE_PATHS:
+                return ok, self._page_html(self._history()), "text/html; charset=utf-8"
             if path == "/api/stats":
                 return ok, self.latest_json, js
             if path == "/api/history":
@@ -184,6 +200,20 @@ class WebOutput:
         if path.startswith("/api/") or path == "/":
             raise ApiError("405 Method Not Allowed", f"{method} is not allowed on {path}")
         raise ApiError("404 Not Found", "not found")
+
+    def _refused(self, method: str, path: str, refusal: str) -> tuple[str, bytes, str]:
+        """401. A private dashboard's page still loads, without any data: its script then asks for the data
+        with the token from the URL fragment, which sets the read cookie the EventSource needs."""
+        if method in ("GET", "HEAD") and path in PAGE_PATHS:
+            return "401 Unauthorized", self._page_html(None), "text/html; charset=utf-8"
+        raise ApiError("401 Unauthorized", refusal)
+
+    def _page_html(self, history: dict | None) -> bytes:
+        if self._page is None:
+            self._page = dashboard_html()
+        # JSON inside <script>: no "<" at all, so no "</script>" or "<!--" can end it early
+        inline = to_json(history).decode("utf-8").replace("<", "\\u003c")
+        return self._page.replace("/*@history@*/null", inline, 1).encode("utf-8")
 
     def _history(self) -> dict:
         plan = self.controller.plan

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadgen.fleet.keyring import KEYS_ENV, create_fleet
 from tests.netlab import REPO, Host, Lab, wait_for_port
 
 TARGET_PORT = 8080
@@ -62,6 +63,10 @@ class FleetLab:
         self.env = dict(os.environ, PYTHONUNBUFFERED="1",
                         PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
         self.access_log = self.directory / "access.log"
+        keys = self.directory / "fleet-keys"  # the fleet runs as users run it: CURVE, the keys from 'loadgen keys'
+        if not keys.exists():
+            create_fleet(str(keys))
+        self.env[KEYS_ENV] = str(keys)
 
     # ---- start -------------------------------------------------------------------------------------------
     def build(self, workers: int, delay_ms: float = 0.0, loss_percent: int = 0) -> None:
