@@ -90,6 +90,7 @@ def test_loadgen_keys_makes_a_fleet_in_one_command(fleet: Fleet, tmp_path: Path)
         assert not (root / part / "master.key_secret").exists()  # a worker machine never holds the master's secret
         assert stat.S_IMODE((root / part / f"{part}.key_secret").stat().st_mode) == 0o600
     assert stat.S_IMODE((root / "master" / "master.key_secret").stat().st_mode) == 0o600
+    assert all(stat.S_IMODE(d.stat().st_mode) == 0o700 for d in (root, root / "master", root / "worker-1"))
     assert worker_keys(str(root / "worker-2")).server_public == master_public
     again = fleet.start("keys-again", "keys", str(root))
     assert again.wait(20) == 2

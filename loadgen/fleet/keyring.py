@@ -55,6 +55,7 @@ def create_fleet(root: str, workers: int = 0, force: bool = False) -> Fleet:
         os.makedirs(root, mode=0o700, exist_ok=True)
         allowed = os.path.join(master_dir, ALLOWED)
         os.makedirs(allowed, mode=0o700, exist_ok=True)
+        os.chmod(master_dir, 0o700)  # makedirs gives intermediate folders the umask's mode
         master_public, _ = generate_keys(master_dir, MASTER_NAME)
         names = [WORKER_PART] if workers <= 0 else [f"{WORKER_PART}-{i}" for i in range(1, workers + 1)]
         worker_dirs = []

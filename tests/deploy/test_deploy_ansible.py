@@ -7,8 +7,10 @@ import grp
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -79,13 +81,16 @@ def _pip_args() -> str:
     return f"--find-links {wheelhouse}"
 
 
+WORKERS = ("worker-01", "worker-02")
+
+
 class Fleet:
-    """Two hosts on this machine (-c local): a master and a worker, each under its own prefix."""
+    """Three hosts on this machine (-c local): a master and two workers, each under its own prefix."""
 
     def __init__(self, root: Path):
         self.root = root
         self.keys = root / "controller-keys"
-        self.prefix = {"master": root / "master", "worker-01": root / "worker-01"}
+        self.prefix = {"master": root / "master", **{w: root / w for w in WORKERS}}
         # One source copy per host: pip builds in the source tree, and the hosts install in parallel.
         self.source = {host: _package_copy(root / f"src-{host}") for host in self.prefix}
         self.inventory = root / "inventory.ini"
@@ -95,7 +100,7 @@ class Fleet:
             f"master loadgen_prefix={self.prefix['master']} loadgen_source_path={self.source['master']}",
             "",
             "[loadgen_worker]",
-            f"worker-01 loadgen_prefix={self.prefix['worker-01']} loadgen_source_path={self.source['worker-01']}",
+            *(f"{w} loadgen_prefix={self.prefix[w]} loadgen_source_path={self.source[w]}" for w in WORKERS),
             "",
             "[loadgen:children]",
             "loadgen_master",
@@ -118,26 +123,40 @@ class Fleet:
             "loadgen_install_method": "path",
             "loadgen_pip_extra_args": pip_args,
             "loadgen_python": "python3",
-            "loadgen_curve": False,
             "loadgen_curve_local_dir": str(self.keys),
             "master_host": "127.0.0.1",
         }
 
     def playbook(self, playbook: Path | str, *args: str, **overrides) -> str:
+        return self.play(playbook, *args, **overrides).stdout
+
+    def play(
+        self, playbook: Path | str, *args: str, check: bool = True, inventory: Path | None = None, **overrides
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a playbook (``check=False``: let it fail) with the fleet's extra vars and ``overrides``."""
         ansible_playbook = require_tool("ansible-playbook")
         vars_file = self.root / "extra-vars.json"
         vars_file.write_text(json.dumps({**self.extra_vars, **overrides}))
         env = tool_env(
             ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"),
+            ANSIBLE_ROLES_PATH=str(ANSIBLE_DIR / "roles"),
             ANSIBLE_LOCAL_TEMP=str(self.root / ".ansible-tmp"),
         )
-        proc = run(
-            [ansible_playbook, "-i", self.inventory, "-e", f"@{vars_file}", *args, str(playbook)],
+        return run(
+            [
+                ansible_playbook,
+                "-i",
+                inventory or self.inventory,
+                "-e",
+                f"@{vars_file}",
+                *args,
+                str(playbook),
+            ],
             cwd=ANSIBLE_DIR,
             env=env,
             timeout=170,
+            check=check,
         )
-        return proc.stdout
 
     def path(self, host: str, rel: str) -> Path:
         return self.prefix[host] / rel.lstrip("/")
@@ -207,18 +226,25 @@ def _unit(fleet, host, name) -> dict[str, list[str]]:
 
 
 def test_worker_unit(fleet):
-    unit = _unit(fleet, "worker-01", "loadgen-worker.service")
-    venv = fleet.path("worker-01", "/opt/loadgen/venv")
-    assert unit["ExecStart"] == [f"{venv}/bin/loadgen worker --master 127.0.0.1 --processes auto --stay"]
-    assert unit["Restart"] == ["always"]
-    assert unit["LimitNOFILE"] == ["1048576"]
-    assert unit["User"] == [getpass.getuser()]
-    assert unit["WantedBy"] == ["multi-user.target"]
+    for worker in WORKERS:
+        unit = _unit(fleet, worker, "loadgen-worker.service")
+        venv = fleet.path(worker, "/opt/loadgen/venv")
+        keys = fleet.path(worker, "/etc/loadgen/keys")
+        assert unit["ExecStart"] == [
+            f"{venv}/bin/loadgen worker --master 127.0.0.1 --processes auto --stay"
+            f" --curve-secret-key {keys}/worker.key_secret --curve-master-key {keys}/master.key"
+        ]
+        assert unit["UnsetEnvironment"] == ["LOADGEN_INSECURE_NO_AUTH"]
+        assert unit["Restart"] == ["always"]
+        assert unit["LimitNOFILE"] == ["1048576"]
+        assert unit["User"] == [getpass.getuser()]
+        assert unit["WantedBy"] == ["multi-user.target"]
 
 
 def test_master_unit(fleet):
     unit = _unit(fleet, "master", "loadgen-master.service")
     exec_start = unit["ExecStart"][0]
+    keys = fleet.path("master", "/etc/loadgen/keys")
     assert exec_start.startswith(
         f"{fleet.path('master', '/opt/loadgen/venv')}/bin/loadgen master -f ${{LOADGEN_SCRIPT}}"
     )
@@ -233,13 +259,23 @@ def test_master_unit(fleet):
         "--csv ",
         "--html ",
         "--web 127.0.0.1:8089",
+        f" --curve-secret-key {keys}/master.key_secret --curve-allow {keys}/allowed ",
     ):
         assert flag in exec_start
-    assert "--curve" not in exec_start
+    assert unit["UnsetEnvironment"] == ["LOADGEN_INSECURE_NO_AUTH"]
     assert unit["Restart"] == ["on-abnormal"]
     assert unit["RestartPreventExitStatus"] == ["1 2 3 4"]
     assert unit["LimitNOFILE"] == ["1048576"]
     assert unit["EnvironmentFile"] == [str(fleet.path("master", "/etc/loadgen/master.env"))]
+
+
+def test_no_unit_or_env_file_turns_curve_off(fleet):
+    for path in fleet.root.glob("*/etc/**/*"):
+        if path.is_file() and not path.name.endswith(("key", "key_secret")):
+            text = path.read_text()
+            assert "--insecure-no-auth" not in text and "LOADGEN_INSECURE_NO_AUTH=" not in text, path
+    for template in ANSIBLE_DIR.rglob("*.j2"):
+        assert "--insecure-no-auth" not in template.read_text(), template
 
 
 def test_units_pass_systemd_analyze_verify(fleet):
@@ -255,38 +291,156 @@ def test_units_pass_systemd_analyze_verify(fleet):
         assert proc.returncode == 0 and not problems, f"{unit}:\n{proc.stdout}\n{proc.stderr}"
 
 
-def _loadgen_has_keys_command(fleet) -> bool:
-    loadgen = fleet.path("master", "/opt/loadgen/venv/bin/loadgen")
-    proc = run([loadgen, "keys", "generate", "--help"], check=False, timeout=60)
-    return proc.returncode == 0 and "--name" in proc.stdout
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_curve_keys_generated_and_distributed(fleet):
-    if not _loadgen_has_keys_command(fleet):
-        pytest.skip("this loadgen has no `loadgen keys generate` yet")
-    # loadgen is installed already: re-run everything else (the `loadgen_install` tag is for that).
-    fleet.playbook("site.yml", "--skip-tags", "loadgen_install", loadgen_curve=True)
+LOAD_KEYS = """
+import json, sys
+from zmq.utils import z85
+from loadgen.fleet.keyring import master_keys, worker_keys
+from loadgen.fleet.security import CurveKeys
+
+master_dir, *worker_dirs = sys.argv[1:]
+master = CurveKeys.for_master(master_dir + "/master.key_secret", master_dir + "/allowed")
+assert master_keys(master_dir).allowed == master.allowed  # `loadgen master --keys DIR` reads the same
+workers = [CurveKeys.for_worker(d + "/worker.key_secret", d + "/master.key") for d in worker_dirs]
+assert [worker_keys(d).public for d in worker_dirs] == [w.public for w in workers]
+print(json.dumps({
+    "allowed": sorted(z85.encode(k).decode() for k in master.allowed),
+    "workers": [w.public.decode() for w in workers],
+    "trusted_master": sorted({w.server_public.decode() for w in workers}),
+    "master": master.public.decode(),
+}))
+"""
+
+
+def test_curve_keys_per_worker_and_the_allow_list(fleet):
+    """Every host made its own key pair; only public keys travelled; the master allows exactly its workers."""
     master_keys = fleet.path("master", "/etc/loadgen/keys")
-    worker_keys = fleet.path("worker-01", "/etc/loadgen/keys")
-    assert (master_keys / "master.key_secret").is_file()
-    assert stat.S_IMODE((master_keys / "master.key_secret").stat().st_mode) == 0o600
-    assert stat.S_IMODE((worker_keys / "worker.key_secret").stat().st_mode) == 0o600
-    # Public keys went master -> controller -> worker and worker -> controller -> master.
-    assert (worker_keys / "master.key").read_bytes() == (master_keys / "master.key").read_bytes()
-    assert (master_keys / "workers" / "worker-01.key").read_bytes() == (
-        worker_keys / "worker.key"
-    ).read_bytes()
-    assert (fleet.keys / "master.key").is_file() and (fleet.keys / "workers" / "worker-01.key").is_file()
-    worker_exec = _unit(fleet, "worker-01", "loadgen-worker.service")["ExecStart"][0]
-    assert (
-        f"--curve-secret-key {worker_keys}/worker.key_secret --curve-master-key {worker_keys}/master.key"
-        in worker_exec
+    secret = master_keys / "master.key_secret"
+    assert _mode(secret) == 0o600 and secret.stat().st_uid == os.getuid()
+    assert _mode(master_keys) == 0o750 and _mode(master_keys / "allowed") == 0o750
+    for worker in WORKERS:
+        keys = fleet.path(worker, "/etc/loadgen/keys")
+        assert (
+            _mode(keys / "worker.key_secret") == 0o600
+            and (keys / "worker.key_secret").stat().st_uid == os.getuid()
+        )
+        assert (keys / "master.key").read_bytes() == (master_keys / "master.key").read_bytes()
+        assert not list(keys.glob("master.key_secret")), f"{worker} holds the master's secret"
+    # The controller holds public keys only: no secret ever left its host.
+    assert sorted(p.relative_to(fleet.keys).as_posix() for p in fleet.keys.rglob("*") if p.is_file()) == [
+        "master.key",
+        *(f"workers/{w}.key" for w in WORKERS),
+    ]
+    assert sorted(p.name for p in (master_keys / "allowed").iterdir()) == [f"{w}.key" for w in WORKERS]
+    assert not (master_keys / "workers").exists()
+
+    python = fleet.path("master", "/opt/loadgen/venv/bin/python")
+    worker_dirs = [str(fleet.path(w, "/etc/loadgen/keys")) for w in WORKERS]
+    loaded = json.loads(run([python, "-c", LOAD_KEYS, str(master_keys), *worker_dirs], cwd=fleet.root).stdout)
+    assert len(set(loaded["workers"])) == len(WORKERS), "each worker has a key pair of its own"
+    assert loaded["allowed"] == sorted(loaded["workers"])
+    assert loaded["trusted_master"] == [loaded["master"]]
+
+
+AUTHORIZE = """\
+- name: Authorize the workers on the master
+  hosts: loadgen_master
+  gather_facts: false
+  tasks:
+    - name: Load the shared settings
+      ansible.builtin.import_role:
+        name: loadgen_common
+        tasks_from: noop.yml
+    - name: Authorize
+      ansible.builtin.import_role:
+        name: loadgen_master
+        tasks_from: authorize_workers.yml
+"""
+
+
+def test_allow_list_revokes_workers_gone_from_the_inventory(fleet):
+    allowed = fleet.path("master", "/etc/loadgen/keys/allowed")
+    before = {p.name: p.read_bytes() for p in allowed.iterdir()}
+    shutil.copy(allowed / "worker-01.key", allowed / "retired.key")
+    shutil.copy(fleet.keys / "workers" / "worker-01.key", fleet.keys / "workers" / "stranger.key")
+    playbook = fleet.root / "authorize.yml"
+    playbook.write_text(AUTHORIZE)
+    try:
+        fleet.play(playbook)
+        assert {p.name: p.read_bytes() for p in allowed.iterdir()} == before
+    finally:
+        (fleet.keys / "workers" / "stranger.key").unlink()
+
+
+def test_allow_list_refuses_a_worker_without_a_key(fleet):
+    inventory = fleet.root / "inventory-plus.ini"
+    inventory.write_text(
+        fleet.inventory.read_text().replace("[loadgen_worker]\n", "[loadgen_worker]\nworker-99\n")
     )
-    master_exec = _unit(fleet, "master", "loadgen-master.service")["ExecStart"][0]
-    assert (
-        f"--curve-secret-key {master_keys}/master.key_secret --curve-allow {master_keys}/workers/"
-        in master_exec
-    )
+    playbook = fleet.root / "authorize.yml"
+    playbook.write_text(AUTHORIZE)
+    before = sorted(p.name for p in fleet.path("master", "/etc/loadgen/keys/allowed").iterdir())
+    proc = fleet.play(playbook, check=False, inventory=inventory)
+    assert proc.returncode != 0
+    assert "Check that every worker's public key was collected" in proc.stdout and "worker-99" in proc.stdout
+    assert sorted(p.name for p in fleet.path("master", "/etc/loadgen/keys/allowed").iterdir()) == before
+
+
+REFUSE = """\
+- name: Try to set up a loadgen host without CURVE
+  hosts: {hosts}
+  gather_facts: false
+  tasks:
+    - name: Load the shared settings
+      ansible.builtin.import_role:
+        name: loadgen_common
+        tasks_from: noop.yml
+    - name: Set it up
+      ansible.builtin.import_role:
+        name: {role}
+"""
+
+
+@pytest.mark.parametrize(
+    ("role", "overrides", "task"),
+    [
+        (
+            "loadgen_worker",
+            {"loadgen_curve": False},
+            "Refuse to run the worker without CURVE or without --stay",
+        ),
+        (
+            "loadgen_worker",
+            {"loadgen_worker_stay": False},
+            "Refuse to run the worker without CURVE or without --stay",
+        ),
+        (
+            "loadgen_worker",
+            {"loadgen_worker_extra_args": ["--insecure-no-auth"]},
+            "Refuse to run the worker without CURVE or without --stay",
+        ),
+        ("loadgen_master", {"loadgen_curve": False}, "Refuse to run the master without CURVE"),
+        (
+            "loadgen_master",
+            {"loadgen_test_extra_args": ["--insecure-no-auth"]},
+            "Refuse to run the master without CURVE",
+        ),
+        ("loadgen_common", {"loadgen_curve": False}, "Refuse to set up a fleet without CURVE"),
+    ],
+)
+def test_roles_refuse_to_turn_curve_off(tmp_path, fleet, role, overrides, task):
+    hosts = "loadgen_worker" if role == "loadgen_worker" else "loadgen_master"
+    playbook = tmp_path / "refuse.yml"
+    playbook.write_text(REFUSE.format(hosts=hosts, role=role))
+    scratch = tmp_path / "prefix"  # anything the role got past its check would land here, not in the fleet
+    proc = fleet.play(playbook, check=False, loadgen_prefix=str(scratch), **overrides)
+    assert proc.returncode != 0
+    tasks = re.findall(r"^TASK \[(.+?)\]", proc.stdout, re.MULTILINE)
+    assert tasks and tasks[-1] == f"{role} : {task}" and "FAILED!" in proc.stdout, proc.stdout[-3000:]
+    assert not scratch.exists() or not any(scratch.rglob("*key*"))
 
 
 # --- run-test.yml with a stand-in master ----------------------------------------------------
@@ -333,7 +487,6 @@ def fake_master(tmp_path):
     extra = {
         "ansible_become": False,
         "loadgen_manage_services": False,
-        "loadgen_curve": False,
         "loadgen_user": getpass.getuser(),
         "loadgen_group": _current_group(),
         "loadgen_test_script": str(test_script),
@@ -380,6 +533,9 @@ def test_run_test_playbook_fetches_reports(fake_master):
     assert pairs["-H"] == "https://target.example" and pairs["-u"] == "1200" and pairs["-r"] == "100"
     assert pairs["-t"] == "2s" and pairs["--expect-workers"] == "5" and pairs["--bind"] == "0.0.0.0:5557"
     assert pairs["--web"] == "127.0.0.1:8089"
+    assert pairs["--curve-secret-key"] == f"{prefix}/etc/loadgen/keys/master.key_secret"
+    assert pairs["--curve-allow"] == f"{prefix}/etc/loadgen/keys/allowed"
+    assert "--insecure-no-auth" not in argv
     run_dir = _only_run_dir(fake_master["results"])
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "exit-code",

@@ -185,6 +185,29 @@ def test_security_groups(hcl):
     assert variables["target_egress_cidrs"]["default"] == ["0.0.0.0/0"]
 
 
+# Resource types whose secrets Terraform would keep, in clear, in its state.
+SECRET_RESOURCES = {
+    "tls_private_key",
+    "random_password",
+    "random_bytes",
+    "aws_secretsmanager_secret_version",
+    "aws_ssm_parameter",
+    "local_sensitive_file",
+}
+
+
+def test_curve_keys_never_pass_through_terraform(hcl):
+    """The fleet's keys are made on the hosts (Ansible): nothing here generates or carries key material,
+    so none lands in the state, and no instance boots with user data."""
+    resources = blocks(hcl, "resource")
+    assert not [k for k in resources if k.split(".")[0] in SECRET_RESOURCES]
+    for name in ("aws_instance.master", "aws_instance.worker", "aws_launch_template.worker"):
+        assert not {"user_data", "user_data_base64"} & set(resources[name]), f"{name}: user data"
+    for path in [*TF_FILES, *(TERRAFORM_DIR / "templates").iterdir()]:
+        text = path.read_text()
+        assert "key_secret" not in text and "insecure-no-auth" not in text, path
+
+
 def test_outputs_and_inventory(hcl):
     outputs = blocks(hcl, "output")
     for name in (
