@@ -11,6 +11,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPORT = os.environ.get("LOADGEN_DEMO_REPORT") or os.path.join(ROOT, "demo-report.json")
 
 
 def free_port() -> int:
@@ -45,13 +46,13 @@ def main() -> int:
                                    "-H", f"http://127.0.0.1:{target_port}", "-u", "50", "-r", "25", "-t", "15s",
                                    "--expect-workers", "2", "--bind", f"127.0.0.1:{master_port}",
                                    "--keys", os.path.join(keys, "master"),
-                                   "--json", os.path.join(ROOT, "demo-report.json")])
+                                   "--json", REPORT])
         procs.append(master)
         for _ in range(2):
             procs.append(subprocess.Popen([*loadgen, "worker", "--master", f"127.0.0.1:{master_port}",
                                            "--keys", os.path.join(keys, "worker")], stderr=subprocess.DEVNULL))
         code = master.wait(timeout=120)
-        print(f"demo: report written to demo-report.json (master exit status {code})")
+        print(f"demo: report written to {os.path.relpath(REPORT)} (master exit status {code})")
         return 0 if code in (0, 1) else code
     finally:
         for proc in procs:
