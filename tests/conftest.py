@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import zmq
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -50,6 +51,14 @@ def tls_target() -> Iterator[str]:
 def fresh_target(target: str) -> str:
     reset_target(target)
     return target
+
+
+@pytest.fixture
+def zctx() -> Iterator[zmq.Context]:
+    """A ZeroMQ context for the test's raw peers, destroyed at teardown."""
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
 
 
 @dataclass

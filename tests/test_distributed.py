@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
@@ -53,13 +52,6 @@ pytestmark = pytest.mark.timeout(90)
 def url(target: str) -> str:
     reset_target(target)
     return target
-
-
-@pytest.fixture
-def zctx() -> Iterator[zmq.Context]:
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
 
 
 def served(url: str) -> int:

@@ -11,14 +11,13 @@ import re
 import socket
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 import zmq
 from fleet import SCRIPT, Fleet, free_port, kill_pid, wait_until
-from servers import reset_target, target_stats
+from servers import target_stats
 
 from loadgen.fleet.keyring import worker_keys
 from loadgen.fleet.protocol import PROTOCOL_VERSION, Heartbeat, Hello, Stats, decode, encode
@@ -32,16 +31,8 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def url(target: str) -> str:
-    reset_target(target)
-    return target
-
-
-@pytest.fixture
-def zctx() -> Iterator[zmq.Context]:
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
+def url(fresh_target: str) -> str:
+    return fresh_target
 
 
 @pytest.fixture
