@@ -20,7 +20,7 @@ from fleet import SCRIPT, Fleet, free_port, kill_pid, wait_until
 from servers import target_stats
 
 from loadgen.fleet.keyring import worker_keys
-from loadgen.fleet.protocol import PROTOCOL_VERSION, Heartbeat, Hello, Stats, decode, encode
+from loadgen.fleet.protocol import PROTOCOL_VERSION, Heartbeat, Hello, Reject, Stats, decode, encode
 from loadgen.fleet.security import fingerprint, id_suffix, load_public
 from loadgen.stats.endpoint import Entry
 from loadgen.stats.recorder import StatsDelta
@@ -191,7 +191,20 @@ def test_an_authenticated_peer_cannot_speak_under_another_workers_id(fleet: Flee
     entry.requests = 1_000_000
     impostor.send(encode(Stats(test_id=test_id, run="r9", seq=1, last=1, delta=encode_delta(invented.seal()))))
     master.wait_for(rf"dropped frames under worker id {re.escape(victim)}", 15)
+    assert test_id == "unknown"  # nothing it sent was read, so nothing was answered
     impostor.close(0)
+    # the victim's own key (workers sharing a key): vouched for, but its id is the victim's, held by the victim's
+    # connection (whose route carries a secret nobody else knows): refused
+    twin = zctx.socket(zmq.DEALER)
+    worker_keys(str(root / "worker-1")).apply_client(twin)
+    twin.setsockopt(zmq.IDENTITY, victim.encode())
+    twin.setsockopt(zmq.LINGER, 0)
+    twin.connect(f"tcp://127.0.0.1:{port}")
+    twin.send(encode(Hello(version=PROTOCOL_VERSION, worker_id=victim, host="x")))
+    assert twin.poll(10_000)
+    refusal = decode(twin.recv())
+    assert isinstance(refusal, Reject) and f"worker id {victim} is taken" in refusal.reason
+    twin.close(0)
     assert master.wait(40) == 0, master.stderr()
     assert real.wait(15) == 0
     report = fleet.report()

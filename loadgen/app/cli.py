@@ -153,7 +153,7 @@ MASTER_OPTIONS = [
     _opt("--heartbeat-interval", type=DURATION, default=1.0, help="Seconds between heartbeats, both ways."),
     _opt("--heartbeat-timeout", type=DURATION, default=3.0, help="A worker silent this long is lost."),
     _opt("--keys", "keys_dir", type=str, default=None,
-         help="The fleet's keys (made by 'loadgen keys DIR'). Default: $LOADGEN_KEYS or ~/.config/loadgen/fleet, "
+         help="The fleet's keys (made by 'loadgen keys DIR'; env LOADGEN_KEYS). Default: ~/.config/loadgen/fleet, "
               "made on first use."),
     _opt("--insecure-no-auth", is_flag=True, default=False,
          help="No CURVE: anyone who reaches --bind can join and read the script. Trusted networks only."),

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from loadgen.fleet.link import printable
-from loadgen.fleet.protocol import PROTOCOL_VERSION, MasterHeartbeat, Message, Reject
+from loadgen.fleet.protocol import MAX_HELLO_BYTES, PROTOCOL_VERSION, MasterHeartbeat, Message, Reject
 from loadgen.model.notices import Notice
 
 MAX_REMEMBERED = 10_000  # strangers answered recently; forgotten all at once past this
@@ -24,6 +24,16 @@ class Gate:
         self.late_deltas = 0  # deltas merged although their worker had been marked lost
         self._answered: dict[bytes, float] = {}
         self._refused: set[bytes] = set()
+
+    def unreadable(self, frames: list[bytes], known: bool) -> bool:
+        """Frames never decoded: not two parts, or more than a hello from a peer that has not said hello."""
+        if len(frames) != 2:
+            self.bad_frames += 1
+            return True
+        if not known and len(frames[1]) > MAX_HELLO_BYTES:
+            self.stray(frames[0])
+            return True
+        return False
 
     def stray(self, identity: bytes) -> None:
         """A frame from a peer that never said hello: dropped and counted. A worker of a previous master
@@ -49,6 +59,15 @@ class Gate:
         print(f"loadgen master: refused worker {name}: {reason}", file=sys.stderr, flush=True)
         return Notice("worker", f"refused worker {name}: {reason}", f"version:{name}")
 
+    def taken(self, identity: bytes, shown: str) -> None:
+        """A hello under an id another connection already holds (workers that share a key could try)."""
+        self.bad_frames += 1
+        self.send(identity, Reject(reason=f"worker id {shown} is taken by another connection"))
+        if identity not in self._refused and len(self._refused) < MAX_REFUSED:
+            self._refused.add(identity)
+            print(f"loadgen master: refused a second connection under worker id {shown}", file=sys.stderr,
+                  flush=True)
+
     def notices(self, curve_refused: int, impostor_frames: int = 0) -> list[Notice]:
         """What the report says about the link at the end of a test."""
         notices = []
@@ -62,6 +81,6 @@ class Gate:
             notices.append(Notice("security", f"refused {curve_refused} connections whose CURVE key is not "
                                   "allowed", "curve"))
         if impostor_frames:
-            notices.append(Notice("security", f"dropped {impostor_frames} frames sent under another worker's id; "
-                                  "the key that sent them is refused", "impostor"))
+            notices.append(Notice("security", f"dropped {impostor_frames} frames sent under another worker's id "
+                                  "(unread: their connection's key does not own that id)", "impostor"))
         return notices

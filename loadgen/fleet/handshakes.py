@@ -19,8 +19,8 @@ def refused_key(own: str) -> str:
 
 def untrusted_master(endpoint: str, trusted: str) -> str:
     return (f"the master at {endpoint} does not hold the key this worker trusts ({trusted}): it is another "
-            "machine or another fleet; check --master, or give this worker that fleet's keys (DIR/worker from "
-            "'loadgen keys DIR', or --curve-master-key)")
+            "machine, another fleet's master, or a master run with --insecure-no-auth; check --master, or give "
+            "this worker that fleet's keys (DIR/worker from 'loadgen keys DIR', or --curve-master-key)")
 
 
 def watch_handshakes(monitor: Callable[[], Any], running: Callable[[], bool], welcomed_once: Callable[[], bool],

@@ -22,6 +22,7 @@ import zmq.green as zmq
 
 from loadgen.fleet.acks import NO_LEASE
 from loadgen.fleet.ledger import Ledger, Verdict
+from loadgen.fleet.link import shown_id
 from loadgen.fleet.protocol import (
     PROTOCOL_VERSION,
     Ack,
@@ -59,7 +60,7 @@ class Child:
 
     def __init__(self, identity: bytes, now: float) -> None:
         self.identity = identity
-        self.id = identity.decode("utf-8", "replace")
+        self.id = shown_id(identity)
         self.last_seen = now
         self.users = 0
         self.cpu = 0.0

@@ -47,11 +47,10 @@ def create_fleet(root: str, workers: int = 0, force: bool = False) -> Fleet:
     if os.path.exists(os.path.join(master_dir, f"{MASTER_NAME}.key_secret")) and not force:
         raise UsageError(f"{root!r} already holds a fleet's keys: use them, pick another directory, or pass "
                          "--force to replace them (every worker then needs the new ones)")
-    if force:
-        for name in os.listdir(root) if os.path.isdir(root) else ():
+    try:
+        for name in os.listdir(root) if force and os.path.isdir(root) else ():
             if name == MASTER_PART or name == WORKER_PART or name.startswith(WORKER_PART + "-"):
                 shutil.rmtree(os.path.join(root, name))
-    try:
         os.makedirs(root, mode=0o700, exist_ok=True)
         allowed = os.path.join(master_dir, ALLOWED)
         os.makedirs(allowed, mode=0o700, exist_ok=True)
@@ -86,9 +85,9 @@ def worker_keys(directory: str) -> CurveKeys:
     one ``DIR/worker-N`` there is)."""
     part = _part(directory, WORKER_PART, lambda d: _worker_secret(d) is not None)
     if part is None:
-        raise UsageError(f"no worker keys in {directory!r}: copy the fleet's worker directory (made by 'loadgen "
-                         "keys DIR' on the master's side: DIR/worker) here, pass --keys DIR, or "
-                         "--insecure-no-auth on a network you trust")
+        raise UsageError(f"no worker keys in {directory!r}: copy this worker's part of the fleet's keys there "
+                         "(DIR/worker, or DIR/worker-N with --workers, made by 'loadgen keys DIR'), pass --keys "
+                         "with that directory, or --insecure-no-auth on a network you trust")
     secret = _worker_secret(part)
     assert secret is not None
     master_public = os.path.join(part, f"{MASTER_NAME}.key")

@@ -3,6 +3,7 @@ addresses they use."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import zmq.green as zmq
@@ -79,6 +80,21 @@ def bind_endpoint(bind: str) -> str:
         return parse_host_port(bind, default_port=DEFAULT_PORT).zmq_bind()
     except ValueError as exc:
         raise UsageError(f"--bind {bind!r}: {exc}; use HOST:PORT, e.g. 0.0.0.0:5557") from None
+
+
+ROUTE_SECRET = "#"  # a worker's routing id is ``ID#SECRET``: the id is shown, the secret never
+
+
+def routing_id(worker_id: str) -> str:
+    """The id this process connects under: its shown id and a secret only the master learns (in the CURVE
+    handshake), so that no other peer can claim its route (ROUTER_HANDOVER hands a route to whoever connects
+    under its id)."""
+    return f"{worker_id}{ROUTE_SECRET}{secrets.token_hex(8)}"
+
+
+def shown_id(identity: bytes) -> str:
+    """A routing id without its secret: the worker's id in rows, logs and the API."""
+    return identity.decode("utf-8", "replace").split(ROUTE_SECRET, 1)[0]
 
 
 def printable(identity: bytes) -> str:

@@ -18,10 +18,10 @@ from loadgen.fleet.distributor import Distributor
 from loadgen.fleet.gate import Gate
 from loadgen.fleet.intake import Intake
 from loadgen.fleet.lease import lease_duration
+from loadgen.fleet.link import shown_id
 from loadgen.fleet.liveness import Liveness
 from loadgen.fleet.peers import ACTIVE, Peer, PeerState
 from loadgen.fleet.protocol import (
-    MAX_HELLO_BYTES,
     PROTOCOL_VERSION,
     Bye,
     Event,
@@ -84,6 +84,7 @@ class Master:
         self.test_id = ""
         self.running = False  # between start_test() and stop(): joiners get a share, losses are rebalanced
         self.peers: dict[bytes, Peer] = {}
+        self._ids: set[str] = set()  # the shown ids of the peers: one connection each
         self.lease = lease_duration(heartbeat_timeout, heartbeat_interval)
         self.liveness = Liveness(heartbeat_timeout, min(0.25, heartbeat_interval / 4), clock())
         self.intake = Intake(aggregate, self._final, lambda notice: self._pending_warnings.append(notice))
@@ -109,11 +110,7 @@ class Master:
         known = self.peers.get(identity)
         if known is not None:
             known.last_seen = self.clock()  # liveness is when a frame arrives, however long handling takes
-        if len(frames) != 2:
-            self.gate.bad_frames += 1
-            return
-        if known is None and len(frames[1]) > MAX_HELLO_BYTES:  # not a hello: never decoded
-            self.gate.stray(identity)
+        if self.gate.unreadable(frames, known is not None):
             return
         try:
             self._handle(identity, decode(frames[1]))
@@ -220,9 +217,12 @@ class Master:
             raise FrameError("hello from a peer whose id is not UTF-8") from None
         peer = self.peers.get(identity)
         fresh = peer is None or hello.session != peer.session or not hello.session
+        if peer is None and (shown := shown_id(identity)) in self._ids:
+            return self.gate.taken(identity, shown)
         if peer is None:
             peer = self.peers[identity] = Peer(identity, hello.host[:255], min(max(1, hello.processes), 1024),
                                                 self.clock())
+            self._ids.add(peer.id)
             print(f"loadgen master: worker {peer.id} joined from {peer.host}", file=sys.stderr, flush=True)
         peer.host = hello.host[:255]
         peer.has_script = hello.has_script

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+from loadgen.fleet.link import shown_id
 from loadgen.fleet.protocol import Rate, Target
 from loadgen.model.health import CpuWatch
 
@@ -37,7 +38,7 @@ class Peer:
 
     def __init__(self, identity: bytes, host: str, processes: int, now: float) -> None:
         self.identity = identity
-        self.id = identity.decode("utf-8")
+        self.id = shown_id(identity)
         self.host = host
         self.processes = processes
         self.has_script = False

@@ -25,8 +25,13 @@ ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 
 def generate_keys(directory: str, name: str) -> tuple[str, str]:
     """Write ``NAME.key`` (public) and ``NAME.key_secret`` into ``directory``."""
-    os.makedirs(directory, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(directory, name)
+    mask = os.umask(0o077)  # the secret is never readable by others, not even for an instant
+    try:
+        os.makedirs(directory, exist_ok=True)
+        public, secret = zmq.auth.create_certificates(directory, name)
+    finally:
+        os.umask(mask)
+    os.chmod(public, 0o644)
     os.chmod(secret, 0o600)
     return public, secret
 
@@ -125,7 +130,7 @@ class CurveKeys:
 
 
 class ZapHandler:
-    """Answers ZAP requests: CURVE clients whose public key is allowed (and not banned) get in, with their
+    """Answers ZAP requests: CURVE clients whose public key is allowed get in, with their
     key's `id_suffix` as the connection's User-Id; others are refused before they can send a frame.
 
     ``allowed`` holds raw 32-byte keys.
@@ -133,7 +138,6 @@ class ZapHandler:
 
     def __init__(self, context: Any, allowed: set[bytes]) -> None:
         self.allowed = allowed
-        self.banned: set[str] = set()  # id suffixes of keys caught speaking under another worker's id
         self.refused = 0
         self._reported: set[tuple[bytes, bytes]] = set()
         self.socket = context.socket(gzmq.REP)
@@ -164,13 +168,12 @@ class ZapHandler:
         mechanism = frames[5] if len(frames) > 5 else b""
         key = frames[6] if len(frames) > 6 else b""
         user = id_suffix(key) if len(key) == 32 else ""
-        if mechanism == b"CURVE" and key in self.allowed and user not in self.banned:
+        if mechanism == b"CURVE" and key in self.allowed:
             return [version, request_id, b"200", b"OK", user.encode(), b""]
         self.refused += 1
         if (address, key) not in self._reported and len(self._reported) < 1000:
             self._reported.add((address, key))
-            why = ("it spoke under another worker's id" if user in self.banned
-                   else "its key is not in the master's allowed keys (--keys DIR/allowed or --curve-allow)")
+            why = "its key is not in the master's allowed keys (DIR/master/allowed from 'loadgen keys', or --curve-allow)"
             message = (f"loadgen master: refused a worker from {address.decode(errors='replace') or '?'} with CURVE "
                        f"key {fingerprint(key) if len(key) == 32 else 'none'}: {why}")
             print(message, file=sys.stderr, flush=True)

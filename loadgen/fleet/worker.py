@@ -18,7 +18,7 @@ from loadgen.fleet.assignment import Assignment
 from loadgen.fleet.dealer import Dealer
 from loadgen.fleet.handshakes import watch_handshakes
 from loadgen.fleet.lease import Lease, MasterClock
-from loadgen.fleet.link import parse_master_address
+from loadgen.fleet.link import parse_master_address, routing_id
 from loadgen.fleet.local_test import LocalPreparation, LocalTest
 from loadgen.fleet.patience import Patience
 from loadgen.fleet.preparation import Preparation
@@ -81,7 +81,7 @@ class Worker:
         self.keys = keys
         self.worker_id = worker_id or peer_id(f"{socket.gethostname()}-{os.getpid()}", keys)
         self.patience = Patience(give_up_after, stay)
-        self.link = Dealer(self.endpoint, self.worker_id, keys)
+        self.link = Dealer(self.endpoint, routing_id(self.worker_id), keys)
         self.welcomed = False
         self.ever_welcomed = False
         self.master_id = ""

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 MAX_ROWS = 10_000
 MAX_COUNTERS = 100
+WIDEN_AT = 1 << 20  # counts of a delta widened to int64 for merging, at most
 MAX_COUNT = 1 << 62  # a bucket's count or a histogram's total: far above any test, and safe in int64
 _NUMBER = {int, float}
 _INT = {int}
@@ -205,8 +206,11 @@ class _Decoder:
         counts = np.frombuffer(blob, _DTYPES[width])
         if width == 8 and len(counts) and int(counts.max()) >= MAX_COUNT:
             raise WireError("stats: histogram count out of range")
-        # int64 once: every merge is then a same-type add, twice as fast as one that widens
-        self.counts: npt.NDArray[Any] = counts.view("<i8") if width == 8 else counts.astype(np.int64)
+        # int64 once: every merge is then a same-type add, twice as fast as one that widens; but never more than
+        # WIDEN_AT counts (8 MB), so a large frame cannot make the master allocate eight times its size
+        self.width = width
+        self.counts: npt.NDArray[Any] = counts.view("<i8") if width == 8 else \
+            counts.astype(np.int64) if len(counts) <= WIDEN_AT else counts
         self._empty = SpanHistogram.view(0, self.counts[:0], 0, 0, 0, 0)
         self.position = 0
         self.starts: list[int] = []  # where each non-empty histogram's counts begin
@@ -308,7 +312,10 @@ class _Decoder:
             raise WireError("stats: bad histogram")
         if self.position != len(self.counts):
             raise WireError("stats: histogram counts do not match their sizes")
-        if self.starts and self._np.add.reduceat(self.counts, self.starts).tolist() != self.sums:
+        # narrow counts sum in int64 (a histogram's buckets, each below 2**32, cannot overflow it); 8-byte ones,
+        # each below 2**62, in Python ints: int64 could wrap round to a plausible sum
+        total = object if self.width == 8 else self._np.int64
+        if self.starts and self._np.add.reduceat(self.counts, self.starts, dtype=total).tolist() != self.sums:
             raise WireError("stats: inconsistent histogram")
 
 
