@@ -34,7 +34,9 @@ WAIT_SECONDS = int(os.environ.get("SQS_WAIT_SECONDS", "1"))  # long polling of r
 CONFIG = Config(
     connect_timeout=2,
     read_timeout=WAIT_SECONDS + 5,
-    retries={"max_attempts": 1, "mode": "standard"},  # each attempt is measured: no hidden retries
+    # one attempt in all, each measured: no hidden retries. (botocore's "max_attempts" counts the retries after
+    # the first attempt in this dict, so {"max_attempts": 1} would make two attempts a call.)
+    retries={"total_max_attempts": 1, "mode": "standard"},
     max_pool_connections=2,
 )
 

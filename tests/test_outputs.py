@@ -289,10 +289,18 @@ def test_console_plain_interval_and_quiet() -> None:
     console.on_report(sample_report())
     assert "Aggregated" in out.getvalue()
 
-    quiet_out = io.StringIO()
-    quiet = ConsoleOutput(stream=quiet_out, quiet=True)
-    quiet.on_snapshot(sample_snapshot())
+    quiet_out, quiet_warnings = io.StringIO(), io.StringIO()
+    quiet = ConsoleOutput(stream=quiet_out, quiet=True, warn_stream=quiet_warnings)
+    first = sample_snapshot()
+    quiet.on_snapshot(first)
+    # -q keeps the warnings: each printed once, the moment it appears; no live lines
+    assert quiet_out.getvalue() == "" and quiet_warnings.getvalue().count("loadgen: warning: ") == len(first["warnings"]) > 0
+    shown = quiet_warnings.getvalue()
+    warned = dict(first, warnings=[*first["warnings"], {"kind": "pacing", "message": "users cannot keep their pace"}])
+    quiet.on_snapshot(warned)
+    quiet.on_snapshot(warned)
     assert quiet_out.getvalue() == ""
+    assert quiet_warnings.getvalue() == shown + "loadgen: warning: [pacing] users cannot keep their pace\n"
     quiet.on_report(empty_report())
     assert "Aggregated" in quiet_out.getvalue()
 

@@ -56,3 +56,44 @@ def test_sqs_user_survives_the_server_being_killed(tmp_path: Path) -> None:
     errors = " | ".join(e["error"] for e in report["errors"] if e["method"] == "sqs")
     assert "EndpointConnectionError" in errors or "ConnectionRefused" in errors, errors
     assert not [w for w in report["warnings"] if w["kind"] in ("stall", "patching")], report["warnings"]
+
+
+def test_one_call_of_the_example_makes_one_attempt(tmp_path: Path) -> None:
+    """The example's botocore config against a server that fails every request (HTTP 500, which botocore
+    retries): the server sees exactly one request per call. ``{"max_attempts": 1}`` would show two."""
+    import http.server
+
+    import boto3
+    from botocore.exceptions import ClientError
+
+    seen: list[str] = []
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append(self.path)
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sys.path.insert(0, str(EXAMPLE.parent))
+        import sqs_user
+
+        client = boto3.session.Session().client(
+            "sqs", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+            aws_access_key_id="testing", aws_secret_access_key="testing", config=sqs_user.CONFIG)
+        for calls in (1, 2, 3):
+            with pytest.raises(ClientError):
+                client.list_queues()
+            assert len(seen) == calls, f"{len(seen)} attempts for {calls} calls"
+    finally:
+        sys.path.remove(str(EXAMPLE.parent))
+        server.shutdown()
+        server.server_close()

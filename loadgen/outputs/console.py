@@ -30,7 +30,8 @@ class ConsoleOutput:
     """Prints live progress and the final summary.
 
     On a TTY (or ``live=True``) a rich live view is redrawn each snapshot; otherwise a plain status line is
-    printed every ``interval`` seconds of run time. ``quiet`` suppresses live output but not the summary.
+    printed every ``interval`` seconds of run time. ``quiet`` suppresses the live lines, not the warnings (on
+    stderr as they appear) or the summary.
     """
 
     def __init__(
@@ -62,7 +63,8 @@ class ConsoleOutput:
 
     def on_snapshot(self, snapshot: dict[str, Any]) -> None:
         """Handle one live snapshot (called about once a second)."""
-        if self.quiet:
+        if self.quiet:  # no live lines, but a warning still goes out the moment it appears
+            self._print_new_warnings(snapshot)
             return
         for err in snapshot.get("new_errors") or []:
             key = (str(err.get("method", "")), str(err.get("name", "")), str(err.get("error", "")))
@@ -74,13 +76,7 @@ class ConsoleOutput:
             except Exception:  # a broken terminal must never stop the run: fall back to plain lines
                 self.live = False
                 self._live = None
-        warnings = snapshot.get("warnings") or []
-        if len(warnings) > self._warnings_shown:
-            text = "".join(f"loadgen: warning: {warning_text(w)}\n" for w in warnings[self._warnings_shown:])
-            self._warnings_shown = len(warnings)
-            stream = self.warn_stream or sys.stderr
-            stream.write(text)
-            stream.flush()
+        self._print_new_warnings(snapshot)
         now = as_number(snapshot.get("elapsed"))
         if now is None:
             now = time.monotonic()
@@ -91,6 +87,15 @@ class ConsoleOutput:
         ):
             self._last_print = now
             self._write(format_live_line(snapshot) + "\n")
+
+    def _print_new_warnings(self, snapshot: dict[str, Any]) -> None:
+        warnings = snapshot.get("warnings") or []
+        if len(warnings) > self._warnings_shown:
+            text = "".join(f"loadgen: warning: {warning_text(w)}\n" for w in warnings[self._warnings_shown:])
+            self._warnings_shown = len(warnings)
+            stream = self.warn_stream or sys.stderr
+            stream.write(text)
+            stream.flush()
 
     def on_report(self, report: dict[str, Any]) -> None:
         """Stop any live view and print the final summary."""
