@@ -5,6 +5,7 @@
 
     curl -X POST localhost:8000/tests -H 'Content-Type: application/json' \
          -d '{"host": "http://127.0.0.1:8080", "users": 10, "spawn_rate": 5, "run_time": "1m"}'
+    # an HTTPS target with a self-signed certificate: add "insecure": true, or "ca_bundle": "/path/ca.pem"
     curl -N localhost:8000/tests/1/stream                # data: {snapshot}\\n\\n each second, then event: report
     curl -X POST localhost:8000/tests/1/users -H 'Content-Type: application/json' -d '{"users": 20}'
     curl -X POST localhost:8000/tests/1/stop
@@ -53,6 +54,8 @@ class TestRequest(BaseModel):
     spawn_rate: float = Field(1.0, gt=0)
     run_time: str | None = "1m"
     script: str | None = None
+    insecure: bool = False  # do not verify the target's TLS certificate (a self-signed test target)
+    ca_bundle: str | None = None  # or verify it against these CA certificates (a PEM file on this host)
 
 
 class UsersRequest(BaseModel):
@@ -70,8 +73,11 @@ def _handle(test_id: int) -> loadgen.api.Handle:
 @app.post("/tests")
 def start_test(request: TestRequest) -> dict[str, Any]:
     try:
+        tls: dict[str, Any] = {"insecure": True} if request.insecure else {}
+        if request.ca_bundle:
+            tls["ca_bundle"] = request.ca_bundle
         handle = loadgen.api.start(script=request.script or DEFAULT_SCRIPT, host=request.host, users=request.users,
-                                   spawn_rate=request.spawn_rate, run_time=request.run_time)
+                                   spawn_rate=request.spawn_rate, run_time=request.run_time, **tls)
     except loadgen.api.LoadgenError as exc:
         raise HTTPException(400, str(exc)) from None
     with _lock:

@@ -119,6 +119,41 @@ def test_fastapi_example_relays_a_live_test(tmp_path: Path, target: str) -> None
         stop_process(server, timeout=10)
 
 
+@pytest.mark.parametrize("insecure", [False, True])
+def test_fastapi_example_tests_an_https_target_with_a_self_signed_certificate(tmp_path: Path, tls_target: str,
+                                                                              insecure: bool) -> None:
+    """Without ``insecure`` every request fails certificate verification (as it must); with it they pass."""
+    pytest.importorskip("fastapi", reason="the example needs: pip install fastapi uvicorn (loadgen[examples])")
+    port = free_port()
+    env = _env()
+    env["LOADGEN_EXAMPLE_SCRIPT"] = str(write_script(tmp_path))
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(REPO / "examples"), "embed_fastapi:app",
+                               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_accepting("127.0.0.1", port, timeout=20, proc=server)
+        status, started = http("POST", base + "/tests", {"host": tls_target, "users": 2, "spawn_rate": 50,
+                                                        "run_time": "2s", "insecure": insecure})
+        assert status == 200, started
+        deadline, report = time.monotonic() + 30, None
+        while time.monotonic() < deadline and report is None:
+            status, body = http("GET", f"{base}/tests/{started['id']}/report")
+            report = body if status == 200 else None
+            time.sleep(0.2)
+        assert report is not None, "no report within 30 s"
+        totals = report["totals"]
+        assert totals["requests"] > 0
+        if insecure:
+            assert totals["failures"] == 0, report["errors"]
+        else:
+            assert totals["failures"] == totals["requests"]
+            assert any("CERTIFICATE_VERIFY_FAILED" in e["error"] or "certificate" in e["error"].lower()
+                       for e in report["errors"]), report["errors"]
+    finally:
+        stop_process(server, timeout=10)
+
+
 # set_users() during a stage plan: the ramp gives way, the test runs on to its run time (it used to end there)
 STAGED = r'''
 import json, sys, time
