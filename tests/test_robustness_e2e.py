@@ -97,6 +97,36 @@ def warnings_of(report: dict, kind: str) -> list[str]:
     return [w["message"] for w in report["warnings"] if w["kind"] == kind]
 
 
+STUCK_IN_ON_START = '''
+from loadgen import HttpUser, constant, task
+
+
+class Login(HttpUser):
+    wait_time = constant(1)
+
+    def on_start(self):
+        self.client.get("/stall", timeout=None)  # a login against a server that never answers
+
+    @task
+    def browse(self):
+        self.client.get("/")
+'''
+
+
+def test_a_user_stuck_in_on_start_is_named(tmp_path: Path, target: str) -> None:
+    """The watchdog watches on_start (and on_stop), not only tasks: it names the hook, file and line."""
+    script = write(tmp_path, "login_script.py", STUCK_IN_ON_START)
+    out = tmp_path / "r.json"
+    proc = run(script, "-H", target, "-u", "2", "-r", "20", "-t", "4s", "--stall-timeout", "1", "-q",
+               "--stop-timeout", "1", "--json", str(out))
+    assert "Traceback" not in proc.stderr, proc.stderr
+    stalls = warnings_of(json.loads(out.read_text()), "stall")
+    named = [m for m in stalls if m.startswith("Login.on_start has not returned")]
+    assert len(named) == 2, stalls  # each user once
+    assert all("login_script.py:" in m and "on_start" in m for m in named)
+    assert "loadgen: warning: [stall] Login.on_start has not returned" in proc.stderr  # live, even under -q
+
+
 def test_stuck_users_stuck_test_and_blocked_loop(tmp_path: Path, target: str) -> None:
     script = write(tmp_path, "stuck_script.py", STUCK_SCRIPT)
     out = tmp_path / "r.json"

@@ -145,6 +145,8 @@ class RunningUser(Protocol):
     @property
     def task(self) -> str | None: ...
     @property
+    def hook(self) -> str | None: ...
+    @property
     def task_started(self) -> float: ...
     @property
     def greenlet(self) -> Any: ...
@@ -180,7 +182,7 @@ class StallWatch:
         stalled: list[tuple[RunningUser, float]] = []
         for record in users:
             started = record.task_started
-            if record.task is None or not started:
+            if (record.task is None and record.hook is None) or not started:
                 continue
             if now - started >= timeout:
                 stalled.append((record, started))
@@ -208,7 +210,7 @@ class StallWatch:
             where[id(record.user)] = place
             warnings.append(Notice(
                 "stall",
-                f"{record.cls_name}.{record.task} has not returned for {now - started:.0f} s"
+                f"{record.cls_name}.{record.task or record.hook} has not returned for {now - started:.0f} s"
                 f"{'' if label == 'this process' else ' on ' + label}: waits at {place or 'an unknown place'}"
                 " (give the call a timeout)",
                 f"stall:{self.worker_id}:{id(record.user)}:{started}",

@@ -20,7 +20,7 @@ from loadgen.stats.recorder import Recorder
 class UserRecord:
     """The runner's own state of one user: its greenlet and the task it is in (never stored on the user)."""
 
-    __slots__ = ("user", "cls_name", "greenlet", "stopping", "task", "task_started", "fenced")
+    __slots__ = ("user", "cls_name", "greenlet", "stopping", "task", "hook", "task_started", "fenced")
 
     def __init__(self, user: User, cls_name: str) -> None:
         self.user = user
@@ -28,18 +28,22 @@ class UserRecord:
         self.greenlet: gevent.Greenlet | None = None
         self.stopping = False
         self.task: str | None = None  # the task running now, None between tasks
+        self.hook: str | None = None  # "on_start" or "on_stop" while one runs (the watchdog watches those too)
         self.task_started = 0.0
         self.fenced = False  # killed by a fence: no on_stop
 
 
 def start_user(record: UserRecord, recorder: Recorder) -> bool:
     """Run ``on_start``; False when the user stopped itself there."""
+    record.hook, record.task_started = "on_start", time.monotonic()
     try:
         record.user.on_start()
     except StopUser:
         return False
     except Exception as exc:  # noqa: BLE001 - a failing hook is data
         recorder.record_exception(f"{record.cls_name}.on_start", exc)
+    finally:
+        record.hook = None
     return True
 
 
@@ -64,6 +68,7 @@ def run_task(record: UserRecord, recorder: Recorder) -> bool:
 def stop_user(record: UserRecord, recorder: Recorder, timeout: float) -> None:
     """Run ``on_stop`` (for at most ``timeout`` seconds) and close the user's connections."""
     user = record.user
+    record.hook, record.task_started = "on_stop", time.monotonic()
     try:
         if not record.fenced:
             with gevent.Timeout(timeout, False):
@@ -72,6 +77,8 @@ def stop_user(record: UserRecord, recorder: Recorder, timeout: float) -> None:
         pass
     except Exception as exc:  # noqa: BLE001
         recorder.record_exception(f"{record.cls_name}.on_stop", exc)
+    finally:
+        record.hook = None
     close = getattr(user, "close", None)  # HttpUser: its pooled connections
     if close is not None:
         try:
