@@ -20,10 +20,11 @@ from loadgen.stats.recorder import Recorder
 class FakeUser:
     """The runner's record of a user, as the watchdog reads it (engine.user_calls.UserRecord)."""
 
-    def __init__(self, task: str | None = "t", started: float = 0.0) -> None:
+    def __init__(self, task: str | None = "t", started: float = 0.0, hook: str | None = None) -> None:
         self.user = self
         self.cls_name = "FakeUser"
         self.task = task
+        self.hook = hook  # "on_start"/"on_stop" while one runs
         self.task_started = started
         self.greenlet = None
 
@@ -54,6 +55,10 @@ def test_watchdog_reports_each_stuck_invocation_once() -> None:
     users[0].task_started = clock.now - 40  # the same user, stuck in its next invocation
     again = dog.check()
     assert len(again) == 1 and again[0][2] != warnings[0][2]
+    # a user in a hook is watched like one in a task
+    users[1].hook, users[1].task_started = "on_start", clock.now - 31
+    hooked = dog.check()
+    assert len(hooked) == 1 and "FakeUser.on_start has not returned for 31 s" in hooked[0][1]
 
 
 def test_watchdog_stuck_needs_no_progress_and_most_users() -> None:
