@@ -80,18 +80,26 @@ def test_build_args() -> None:
         loadgen.api.build_args(None, None, None, None, None, {"web": "x"})
 
 
-def test_fastapi_example_relays_a_live_test(tmp_path: Path, target: str) -> None:
-    pytest.importorskip("fastapi", reason="the example needs: pip install fastapi uvicorn (loadgen[examples])")
-    pytest.importorskip("uvicorn", reason="the example needs: pip install fastapi uvicorn (loadgen[examples])")
+def start_fastapi_example(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """examples/embed_fastapi.py under uvicorn on loopback (fastapi and uvicorn are in the test extra), once it
+    accepts; returns the process and its base URL."""
     port = free_port()
     env = _env()
     env["LOADGEN_EXAMPLE_SCRIPT"] = str(write_script(tmp_path))
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(REPO / "examples"), "embed_fastapi:app",
                                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
     try:
         wait_accepting("127.0.0.1", port, timeout=20, proc=server)
+    except BaseException:
+        stop_process(server, timeout=10)
+        raise
+    return server, f"http://127.0.0.1:{port}"
+
+
+def test_fastapi_example_relays_a_live_test(tmp_path: Path, target: str) -> None:
+    server, base = start_fastapi_example(tmp_path)
+    try:
         status, started = http("POST", base + "/tests", {"host": target, "users": 2, "spawn_rate": 50,
                                                         "run_time": "30s"})
         assert status == 200, started
@@ -123,16 +131,8 @@ def test_fastapi_example_relays_a_live_test(tmp_path: Path, target: str) -> None
 def test_fastapi_example_tests_an_https_target_with_a_self_signed_certificate(tmp_path: Path, tls_target: str,
                                                                               insecure: bool) -> None:
     """Without ``insecure`` every request fails certificate verification (as it must); with it they pass."""
-    pytest.importorskip("fastapi", reason="the example needs: pip install fastapi uvicorn (loadgen[examples])")
-    port = free_port()
-    env = _env()
-    env["LOADGEN_EXAMPLE_SCRIPT"] = str(write_script(tmp_path))
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(REPO / "examples"), "embed_fastapi:app",
-                               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_fastapi_example(tmp_path)
     try:
-        wait_accepting("127.0.0.1", port, timeout=20, proc=server)
         status, started = http("POST", base + "/tests", {"host": tls_target, "users": 2, "spawn_rate": 50,
                                                         "run_time": "2s", "insecure": insecure})
         assert status == 200, started
