@@ -93,6 +93,7 @@ def test_csv_files(tmp_path: Path) -> None:
         "p999",
         "max",
         "bytes_received",
+        "interrupted",
     ]
     stats = _read_csv(paths[0])
     assert [r["name"] for r in stats] == [e["name"] for e in report["endpoints"]] + ["Aggregated"]

@@ -220,8 +220,20 @@ def test_measure_lets_stop_user_and_outer_timeouts_through() -> None:
                 gevent.sleep(1)
     finally:
         outer.close()
+
+    def hang() -> None:
+        with user.measure("x", "killed"):
+            gevent.sleep(100)
+
+    greenlet = gevent.spawn(hang)
+    gevent.sleep(0.01)
+    greenlet.kill()  # a forced stop
     entries = recorder.flush().entries
-    assert entries[("x", "stop")].requests == 1 and entries[("x", "inner")].requests == 1
+    assert entries[("x", "stop")].requests == 1
+    # cut off from outside: interrupted, neither a success nor a failure, and no latency sample
+    for key in (("x", "inner"), ("x", "killed")):
+        assert (entries[key].requests, entries[key].failures, entries[key].interrupted) == (0, 0, 1)
+        assert entries[key].latency.count == 0
 
 
 def test_measure_as_decorator() -> None:

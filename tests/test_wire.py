@@ -57,6 +57,18 @@ def test_a_delta_survives_the_wire_exactly() -> None:
     assert dict(back.total.items()) == dict(delta.total.items())
 
 
+def test_interrupted_counts_travel_only_when_there_are_some() -> None:
+    delta = recorded()
+    assert "i" not in encode_delta(delta)["e"]
+    rec = Recorder()
+    rec.record("GET", "/", 1000, 10)
+    rec.record_interrupted("sqs", "receive")
+    rec.record_interrupted("sqs", "receive")
+    back = decode_delta(roundtrip(encode_delta(rec.flush())))
+    assert back.entries[("sqs", "receive")].interrupted == 2 and back.entries[("sqs", "receive")].requests == 0
+    assert back.entries[("GET", "/")].interrupted == 0 and back.interrupted == 2 and back.requests == 1
+
+
 def test_the_encoded_form_is_compact() -> None:
     """One byte string of counts beats a msgpack list of ints per histogram, per bucket."""
     wire = encode_delta(recorded(requests=20_000))
@@ -156,13 +168,20 @@ def _corrupt(change: str) -> dict[str, Any]:
         wire["T"][3] = float(wire["T"][3])  # the last header checked
     elif change == "negative-total":
         h[3] = -1
+    elif change == "interrupted-negative":
+        wire["e"]["i"] = [-1] + [0] * (len(wire["e"]["r"]) - 1)
+    elif change == "interrupted-short":
+        wire["e"]["i"] = [1]
+    elif change == "interrupted-float":
+        wire["e"]["i"] = [0.5] * len(wire["e"]["r"])
     return wire
 
 
 @pytest.mark.parametrize("change", ["sum", "leftover", "short", "ragged", "range", "negative", "width", "huge",
                                     "list", "float", "bool", "long", "map", "empty-but-counted", "min-above-max", "phase", "ragged-column", "name",
                                     "negative-count", "no-counts", "bytes", "phase-bool", "last-float",
-                                    "negative-total"])
+                                    "negative-total", "interrupted-negative", "interrupted-short",
+                                    "interrupted-float"])
 def test_hostile_counts_are_refused(change: str) -> None:
     with pytest.raises(WireError):
         decode_delta(_corrupt(change))

@@ -155,6 +155,14 @@ class BodyStream:
             self._keep = False
             self._end(None)
 
+    def interrupt(self) -> None:
+        """Killed before the body ended: recorded as interrupted (not with what arrived), the connection dropped."""
+        sink = self.sink
+        if sink is not None and not self.done:
+            self.sink = None
+            sink.record_interrupted(self.method, self.name)
+        self.close()
+
     def attach(self, sink: RequestSink | None, method: str, name: str, t0: float, queued_us: int,
                status_error: str | None) -> None:
         """What to record, and where, once the body ends (now, if it already has); `t0` is when the

@@ -16,6 +16,9 @@ class RequestSink(Protocol):
                queued_us: int = 0, ttfb_us: int = -1, body_us: int = 0,
                setup: tuple[int, int, int] | None = None) -> None: ...
 
+    def record_interrupted(self, method: str, name: str) -> None:
+        """A request cut off before it finished (a kill at a forced stop, a ``gevent.Timeout`` from outside)."""
+
 
 class QueueDelay(Protocol):
     """A user's open-model queueing delay, added to the first request of its iteration."""

@@ -321,7 +321,8 @@ class Response:
             return
         self._pending = None
         if exc is not None:
-            if not isinstance(exc, Exception):  # GreenletExit, gevent.Timeout: user stopping
+            if not isinstance(exc, Exception):  # GreenletExit, gevent.Timeout: cut off before its verdict
+                sink.record_interrupted(self.method, self.name)
                 return
             self.error = f"{type(exc).__name__}: {exc}"
         phases = self._phases

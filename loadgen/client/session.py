@@ -254,6 +254,9 @@ class HttpSession(Verbs, RequestsSurface):
         except _TRANSPORT_ERRORS as exc:
             status, head, rbody, nbytes, flags = 0, b"", b"", 0, 0
             error = describe_failure(exc, origin, self.factory.settings)
+        except BaseException:  # GreenletExit (a forced stop, a fence) or an outer gevent.Timeout: cut off
+            self.recorder.record_interrupted(method, path if name is None else name)
+            raise
         end = perf_counter()
         latency_us = int((end - t0) * 1_000_000)
         if name is None:

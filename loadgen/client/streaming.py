@@ -76,6 +76,8 @@ class StreamedResponse(Response):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if exc is not None and not isinstance(exc, Exception):  # killed while reading the body: cut off
+            self._stream.interrupt()
         self.close()
         super().__exit__(exc_type, exc, tb)
 
@@ -102,6 +104,11 @@ def stream_request(session: Any, method: str, path: str, name: str | None, prep:
             exchange.last.close()
         status, head, rbody, nbytes = 0, b"", b"", 0
         error = describe_failure(exc, origin, session.factory.settings)
+    except BaseException:  # GreenletExit (a forced stop, a fence) or an outer gevent.Timeout: cut off
+        if exchange.last is not None:
+            exchange.last.close()
+        session.recorder.record_interrupted(method, path if name is None else name)
+        raise
     stream = exchange.last if status else None
     end = perf_counter()
     latency_us = int((end - t0) * 1_000_000)

@@ -143,6 +143,7 @@ class Controller:
         aggregate.finish()
         self._model_warnings()
         self._connection_warnings()
+        self._interrupted_warning()
         aggregate.tick(self._context())
         return self.report()
 
@@ -189,6 +190,21 @@ class Controller:
             aggregate.warn("dropped", f"{aggregate.dropped} iterations could not start within 1 s of their "
                            "intended time because every user was busy (timeline 'dropped'); raise --max-users",
                            key="dropped")
+
+    def _interrupted_warning(self) -> None:
+        """Say how many requests the stop cut off, and where."""
+        cut = [(entry.interrupted, entry.method, entry.name) for entry in self.aggregate.entries.values()
+               if entry.interrupted]
+        if not cut:
+            return
+        cut.sort(reverse=True)
+        where = ", ".join(f"{method} {name} ({count})" for count, method, name in cut[:3])
+        self.aggregate.warn(
+            "interrupted",
+            f"{sum(count for count, _, _ in cut)} requests were cut off by the stop before they finished: {where}; "
+            "they are counted as interrupted (neither successes nor failures, not in the latencies); give them "
+            f"longer with --stop-timeout (it was {self.plan.stop_timeout:g} s) or shorter timeouts in the script",
+            key="interrupted")
 
     def _connection_warnings(self) -> None:
         counters = self.aggregate.counters

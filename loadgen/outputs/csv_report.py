@@ -11,7 +11,7 @@ from loadgen.outputs.json_report import atomic_write_text
 from loadgen.outputs.numbers import as_number, rounded
 
 PERCENTILE_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "p999", "max")
-STATS_COLUMNS = ("method", "name", "requests", "failures", "rps", *PERCENTILE_KEYS, "bytes_received")
+STATS_COLUMNS = ("method", "name", "requests", "failures", "rps", *PERCENTILE_KEYS, "bytes_received", "interrupted")
 ERRORS_COLUMNS = ("method", "name", "error", "count")
 
 
@@ -32,7 +32,7 @@ def _stats_row(method: str, name: str, src: dict[str, Any]) -> list[Any]:
     lat = src.get("latency_ms") or {}
     row: list[Any] = [method, name, src.get("requests", 0), src.get("failures", 0), src.get("rps", 0.0)]
     row += [lat.get(k) for k in PERCENTILE_KEYS]
-    row.append(src.get("bytes_received", 0))
+    row += [src.get("bytes_received", 0), src.get("interrupted", 0)]
     return [_cell(v) for v in row]
 
 

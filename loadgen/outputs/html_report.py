@@ -104,6 +104,8 @@ def render_body(report: dict[str, Any]) -> str:
     ]
     if totals.get("dropped"):
         tiles.append((fmt_count(totals.get("dropped")), "dropped iterations"))
+    if totals.get("interrupted"):
+        tiles.append((fmt_count(totals.get("interrupted")), "interrupted (cut off at the stop)"))
     out.append('<section class="tiles">' + "".join(
         f'<div class="tile"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>' for v, k in tiles)
         + "</section>")

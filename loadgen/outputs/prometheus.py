@@ -73,16 +73,20 @@ class AggregateCollector(Collector):
         requests = CounterMetricFamily("loadgen_requests", "Requests completed (successes and failures).",
                                        labels=labels)
         failures = CounterMetricFamily("loadgen_failures", "Requests that failed.", labels=labels)
+        interrupted = CounterMetricFamily("loadgen_interrupted", "Requests cut off before they finished (a forced "
+                                          "stop): neither successes nor failures.", labels=labels)
         duration = HistogramMetricFamily("loadgen_request_duration_seconds",
                                          "Request latency (open model: including queueing delay).", labels=labels)
         for entry in list(aggregate.entries.values()):
             key = [entry.method, entry.name]
             requests.add_metric(key, entry.requests)
             failures.add_metric(key, entry.failures)
+            interrupted.add_metric(key, entry.interrupted)
             duration.add_metric(key, self.buckets.cumulative(entry.latency),
                                 sum_value=entry.latency.total / 1_000_000)
         yield requests
         yield failures
+        yield interrupted
         yield duration
         phases = HistogramMetricFamily(
             "loadgen_request_phase_seconds",

@@ -26,11 +26,12 @@ ENDPOINT_HEADERS = ("Method", "Name", "Reqs", "Fails", "req/s", "p50 ms", "p95 m
 ENDPOINT_RIGHT = (False, False, True, True, True, True, True, True, True)
 
 
-def endpoint_row(method: Any, name: Any, src: dict[str, Any]) -> list[str]:
-    """The cells of one endpoint (or the aggregated totals) in the endpoints table."""
+def endpoint_row(method: Any, name: Any, src: dict[str, Any], interrupted: bool = False) -> list[str]:
+    """The cells of one endpoint (or the aggregated totals) in the endpoints table; with the interrupted
+    column when some request of the test was cut off."""
     reqs, fails = src.get("requests", 0), src.get("failures", 0)
     lat = (src.get("latency_ms") or {}) if reqs else {}
-    return [
+    cells = [
         clean_text(method, 10),
         clean_text(name, MAX_NAME_CELLS),
         fmt_count(reqs),
@@ -41,6 +42,25 @@ def endpoint_row(method: Any, name: Any, src: dict[str, Any]) -> list[str]:
         fmt_ms(lat.get("p99")),
         fmt_ms(lat.get("max")),
     ]
+    if interrupted:
+        cells.insert(4, fmt_count(src.get("interrupted", 0)))
+    return cells
+
+
+def endpoint_table(report: dict[str, Any]) -> list[str]:
+    """Every endpoint's row and the aggregated totals (an ``Interrupted`` column when any request was)."""
+    totals = report.get("totals") or {}
+    cut = bool(number_or_zero(totals.get("interrupted")))
+    rows = [endpoint_row(e.get("method", ""), e.get("name", ""), e, cut) for e in report.get("endpoints") or []]
+    rows.append(endpoint_row("", "Aggregated", totals, cut))
+    headers, right = list(ENDPOINT_HEADERS), list(ENDPOINT_RIGHT)
+    if cut:
+        headers.insert(4, "Interrupted")
+        right.insert(4, True)
+    table = render_table(headers, rows, right)
+    if len(rows) > 1:
+        table.insert(-1, table[1])  # rule above the Aggregated row
+    return table
 
 
 def phase_lines(report: dict[str, Any]) -> list[str]:
@@ -80,6 +100,10 @@ def header_lines(report: dict[str, Any]) -> list[str]:
         f"dropped {fmt_count(totals.get('dropped', 0))}, {fmt_rate(totals.get('rps', 0.0))} req/s, "
         f"received {fmt_bytes(totals.get('bytes_received', 0))}"
     )
+    cut = number_or_zero(totals.get("interrupted"))
+    if cut:
+        lines.append(f"interrupted {fmt_count(cut)}: cut off before they finished (a forced stop, --stop-timeout); "
+                     "neither successes nor failures, and not in the latencies")
     if not reqs:
         lines.append("no requests were completed")
     return lines
@@ -202,12 +226,7 @@ def format_summary(report: dict[str, Any]) -> str:
     totals = report.get("totals") or {}
     lines = header_lines(report) + latency_lines(totals)
 
-    rows = [endpoint_row(e.get("method", ""), e.get("name", ""), e) for e in report.get("endpoints") or []]
-    rows.append(endpoint_row("", "Aggregated", totals))
-    table = render_table(ENDPOINT_HEADERS, rows, ENDPOINT_RIGHT)
-    if len(rows) > 1:
-        table.insert(-1, table[1])  # rule above the Aggregated row
-    lines += ["", rule("Endpoints"), *table]
+    lines += ["", rule("Endpoints"), *endpoint_table(report)]
     lines += phase_lines(report)
 
     lines += error_lines(report.get("errors") or [])

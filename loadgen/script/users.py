@@ -89,30 +89,39 @@ class User:
 
     @contextmanager
     def measure(self, kind: str, name: str, timeout: float | None = None) -> Iterator[None]:
-        """Time a block of any client's calls and record it; exceptions (and ``timeout``) are failures.
+        """Time a block of any client's calls and record it; exceptions (and ``timeout``) are failures, and a
+        block cut off from outside (killed at a forced stop, another ``gevent.Timeout``) is *interrupted*.
 
         Works as ``with self.measure("sqs", "receive"):`` and as a decorator.
         """
         timer = gevent.Timeout(timeout) if timeout else None
         error: str | None = None
+        cut_off = False
         start = time.perf_counter()
         if timer is not None:
             timer.start()
         try:
             yield
         except gevent.Timeout as exc:
-            if exc is not timer:
+            if exc is not timer:  # someone else's deadline: cut off, no verdict
+                cut_off = True
                 raise
             error = f"Timeout: {kind} {name} took longer than {timeout:g}s"
-        except (StopUser, gevent.GreenletExit):
+        except StopUser:
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure of user code is data
-            error = f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # GreenletExit: killed at a forced stop or by a fence
+                cut_off = True
+                raise
+            error = f"{type(exc).__name__}: {exc}"  # every failure of user code is data
         finally:
             if timer is not None:
                 timer.close()
-            self.recorder.record(kind, name, int((time.perf_counter() - start) * 1e6), 0, error,
-                                 self.timing.take_queued_us())
+            if cut_off:
+                self.recorder.record_interrupted(kind, name)
+            else:
+                self.recorder.record(kind, name, int((time.perf_counter() - start) * 1e6), 0, error,
+                                     self.timing.take_queued_us())
 
 
 class HttpUser(User):

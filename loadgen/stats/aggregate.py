@@ -92,6 +92,7 @@ class Aggregate:
             else:  # counts only: its histograms travel with a later delta (stats.cadence)
                 total.requests += entry.requests
                 total.failures += entry.failures
+                total.interrupted += entry.interrupted
                 total.bytes += entry.bytes
             window.requests += entry.requests
             window.failures += entry.failures

@@ -15,7 +15,7 @@ class Entry:
     A service histogram created by a merge is of the kind of ``latency``; phases, of the kind merged in.
     """
 
-    __slots__ = ("method", "name", "requests", "failures", "bytes", "latency", "service", "phases")
+    __slots__ = ("method", "name", "requests", "failures", "interrupted", "bytes", "latency", "service", "phases")
 
     def __init__(self, method: str, name: str, with_service: bool = False,
                  histogram: Callable[[], Latencies] = Histogram) -> None:
@@ -23,6 +23,7 @@ class Entry:
         self.name = name
         self.requests = 0
         self.failures = 0
+        self.interrupted = 0  # cut off from outside (a forced stop, a fence): neither a success nor a failure
         self.bytes = 0
         self.latency: Latencies = histogram()
         self.service: Latencies | None = histogram() if with_service else None
@@ -31,6 +32,7 @@ class Entry:
     def merge(self, other: Entry) -> None:
         self.requests += other.requests
         self.failures += other.failures
+        self.interrupted += other.interrupted
         self.bytes += other.bytes
         self.latency.merge(other.latency)
         if other.service is not None:

@@ -75,6 +75,10 @@ class StatsDelta:
     def failures(self) -> int:
         return sum(e.failures for e in self.entries.values())
 
+    @property
+    def interrupted(self) -> int:
+        return sum(e.interrupted for e in self.entries.values())
+
 
 class CounterSource(Protocol):
     """Process-wide counters the recorder diffs into each delta (the client's connection counters)."""
@@ -128,6 +132,14 @@ class Recorder:
         if error is not None:
             entry.failures += 1
             self._delta.errors.add(method, name, error)
+
+    def record_interrupted(self, method: str, name: str) -> None:
+        """A request (or measured block) cut off before it finished: killed at a forced stop or by a fence,
+        or ended by a ``gevent.Timeout`` from outside it. Never a success, and no latency sample."""
+        entry = self._entries.get((method, name))
+        if entry is None:
+            entry = self._new_entry(method, name)
+        entry.interrupted += 1
 
     def record_exception(self, where: str, exc: BaseException) -> None:
         """An exception in user code (a task, on_start): an error row, not a request."""

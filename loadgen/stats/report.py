@@ -59,6 +59,7 @@ def build_report(aggregate: AggregateView, options: dict[str, Any] | None = None
     totals: dict[str, Any] = {
         "requests": requests,
         "failures": sum(e.failures for e in entries),
+        "interrupted": sum(e.interrupted for e in entries),
         "dropped": aggregate.dropped,
         "missed": aggregate.missed,
         "rps": round(requests / duration, 2),
@@ -73,7 +74,7 @@ def build_report(aggregate: AggregateView, options: dict[str, Any] | None = None
     endpoints = []
     for e in entries:
         row: dict[str, Any] = {"method": e.method, "name": e.name, "requests": e.requests, "failures": e.failures,
-                               "rps": round(e.requests / duration, 2), "bytes_received": e.bytes,
+                               "interrupted": e.interrupted, "rps": round(e.requests / duration, 2), "bytes_received": e.bytes,
                                "latency_ms": latency_summary(e.latency)}
         if e.service is not None:
             row["service_ms"] = latency_summary(e.service)

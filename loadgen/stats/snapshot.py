@@ -39,6 +39,7 @@ def build_snapshot(aggregate: AggregateView, t: float, interval: float, window: 
         "fps": round(window.failures / interval, 1),
         "requests": sum(e.requests for e in entries),
         "failures": sum(e.failures for e in entries),
+        "interrupted": sum(e.interrupted for e in entries),
         "dropped": aggregate.dropped,
         "current": {"p50_ms": ms(current[0]), "p95_ms": ms(current[1]), "p99_ms": ms(current[2])},
         "cumulative": {"p50_ms": ms(c50), "p95_ms": ms(c95), "p99_ms": ms(c99)},
@@ -57,7 +58,7 @@ def build_snapshot(aggregate: AggregateView, t: float, interval: float, window: 
 def _endpoint(entry: Entry, rps: float) -> dict[str, Any]:
     """An endpoint's row of the snapshot; with the cumulative p50/p95 of every phase its requests paid."""
     row: dict[str, Any] = {"method": entry.method, "name": entry.name, "requests": entry.requests,
-                           "failures": entry.failures, "rps": round(rps, 1),
+                           "failures": entry.failures, "interrupted": entry.interrupted, "rps": round(rps, 1),
                            "p95_ms": ms(entry.latency.percentile(0.95))}
     if entry.phases is not None:
         row["phases"] = {name: {"count": tally.count, "p50_ms": ms(p50), "p95_ms": ms(p95)}

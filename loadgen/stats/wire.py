@@ -10,7 +10,8 @@ Layout (short keys: every worker sends one a second)::
              "d": dropped, "p": missed, "cpu": float, "rss": float, "t": unix time, "T": histogram,
              "C": counts, "W": width[, "w": {process: row}]}
     entries {"n": [method, name, method, name, ...], "r": [requests], "f": [failures], "b": [bytes]
-             [, "h": [latency]][, "s": [service]][, "ph": [phases]]}   (columns, an item per endpoint)
+             [, "i": [interrupted]][, "h": [latency]][, "s": [service]][, "ph": [phases]]}
+             (columns, an item per endpoint; "i" only when some request was interrupted)
              latency: a histogram, or nil (no sample, or held back for a later delta: stats.cadence);
              service: a histogram (open model), or nil; phases: nil, or [dns, connect, tls, ttfb, body],
              each a histogram or nil (not paid). A column of nils only is left out.
@@ -116,7 +117,7 @@ def encode_entries(entries: Iterable[Entry], spans: _Spans) -> Wire:
     """The entries as columns (see the layout above); their histograms' counts go to ``spans`` entry by entry:
     latency, service, phases."""
     names: list[str] = []
-    requests, failures, sizes = [], [], []
+    requests, failures, sizes, interrupted = [], [], [], []
     latencies: list[list[int] | None] = []
     services: list[list[int] | None] = []
     phases: list[list[list[int] | None] | None] = []
@@ -125,6 +126,7 @@ def encode_entries(entries: Iterable[Entry], spans: _Spans) -> Wire:
         requests.append(entry.requests)
         failures.append(entry.failures)
         sizes.append(entry.bytes)
+        interrupted.append(entry.interrupted)
         latencies.append(spans.add(entry.latency) if entry.latency.count else None)
         services.append(spans.add(entry.service) if entry.service is not None else None)
         tallies: list[list[int] | None] | None = None
@@ -134,6 +136,8 @@ def encode_entries(entries: Iterable[Entry], spans: _Spans) -> Wire:
                 tallies[_PHASE_INDEX[name]] = spans.add(tally, with_min=False)
         phases.append(tallies)
     data: Wire = {"n": names, "r": requests, "f": failures, "b": sizes}
+    if any(interrupted):
+        data["i"] = interrupted
     for key, column in (("h", latencies), ("s", services), ("ph", phases)):
         if any(item is not None for item in column):
             data[key] = column
@@ -261,13 +265,17 @@ class _Decoder:
             raise WireError("stats: bad entries")
         empty = [None] * count
         latencies, services, phases = (columns.get(key, empty) for key in ("h", "s", "ph"))
-        if any(type(column) is not list or len(column) != count for column in (latencies, services, phases)):
+        cut = columns.get("i", None) or [0] * count
+        if any(type(column) is not list or len(column) != count for column in (latencies, services, phases, cut)):
+            raise WireError("stats: bad entries")
+        if count and (not set(map(type, cut)) <= _INT or min(cut) < 0):
             raise WireError("stats: bad entries")
         histogram, tallies = self._histogram, self._phases
-        for method, name, n, failed, size, latency, service, phase in zip(
-                names[::2], names[1::2], requests, failures, sizes, latencies, services, phases):
+        for method, name, n, failed, size, interrupted, latency, service, phase in zip(
+                names[::2], names[1::2], requests, failures, sizes, cut, latencies, services, phases):
             entry = Entry.__new__(Entry)
             entry.method, entry.name, entry.requests, entry.failures, entry.bytes = method, name, n, failed, size
+            entry.interrupted = interrupted
             entry.latency = self._empty if latency is None else histogram(latency)
             entry.service = None if service is None else histogram(service)
             entry.phases = None if phase is None else tallies(phase)
