@@ -58,6 +58,8 @@ LOAD_OPTIONS = [
     _opt("-t", "--run-time", type=DURATION, default=None, help="Stop after this long: 30s, 5m, 1h30m."),
     _opt("--stop-timeout", type=DURATION, default=10.0, help="How long users get to finish their task at stop."),
     _opt("--exit-code-on-error", type=int, default=1, help="Exit status when requests failed."),
+    _opt("--allow-empty", is_flag=True, default=False,
+         help="Exit 0 even if nothing was recorded (otherwise 6: the test measured nothing)."),
     _opt("--arrival-rate", type=click.FloatRange(min=0), default=None,
          help="Open model: iterations started per second, whatever the response times."),
     _opt("--max-users", type=click.IntRange(min=1), default=None, help="Open model: the user pool's size."),

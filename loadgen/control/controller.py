@@ -10,8 +10,10 @@ from typing import Any, Protocol
 import gevent
 from gevent.event import Event
 
+from loadgen.control.cap_warnings import endpoint_cap, error_caps
 from loadgen.control.clock import Clock, MonotonicClock
-from loadgen.model.errors import EXIT_OK, EXIT_THRESHOLDS
+from loadgen.control.recording_watch import RecordingWatch
+from loadgen.model.errors import EXIT_EMPTY, EXIT_OK, EXIT_THRESHOLDS
 from loadgen.model.notices import Notice
 from loadgen.model.plan import TestPlan
 from loadgen.model.schedules import Schedule, Steady
@@ -69,6 +71,7 @@ class Controller:
         self.listeners: list[Callable[[Snapshot], None]] = [on_snapshot] if on_snapshot is not None else []
         self._signals = 0
         self._applied: LoadTarget | None = None
+        self._recording = RecordingWatch(plan.quiet_after)
 
     # ---- control -----------------------------------------------------------------------------------------
     def request_stop(self, reason: str = "stopped") -> None:
@@ -144,7 +147,11 @@ class Controller:
         self._model_warnings()
         self._connection_warnings()
         self._interrupted_warning()
-        aggregate.tick(self._context())
+        snapshot = aggregate.tick(self._context())
+        empty = self._recording.final(aggregate.iterations, snapshot["requests"] + snapshot["interrupted"],
+                                      self.plan.allow_empty)
+        if empty is not None:
+            aggregate.notify(empty)
         return self.report()
 
     def _scheduled(self, elapsed: float) -> LoadTarget | None:
@@ -167,6 +174,10 @@ class Controller:
             self.aggregate.notify(notice)
         self._model_warnings()
         snapshot = self.aggregate.tick(self._context())
+        quiet = self._recording.observe(snapshot["elapsed"], self.aggregate.iterations,
+                                        snapshot["requests"] + snapshot["interrupted"])
+        if quiet is not None:
+            self.aggregate.notify(quiet)
         for listener in self.listeners:
             try:
                 listener(snapshot)
@@ -180,8 +191,11 @@ class Controller:
         return TickContext(model="open" if rate is not None else "closed", rate=rate, run_time=self.plan.run_time)
 
     def _model_warnings(self) -> None:
-        """Say when the load asked for could not be delivered."""
+        """Say when the load asked for could not be delivered, or a cap was hit (live counts: every tick)."""
         aggregate = self.aggregate
+        for notice in [endpoint_cap(aggregate), *error_caps(aggregate)]:
+            if notice is not None:
+                aggregate.notify(notice)
         if aggregate.missed:
             aggregate.warn("pacing", "tasks took longer than their pacing interval: "
                            f"{aggregate.missed} scheduled starts were missed so far (timeline 'missed'); "
@@ -245,6 +259,8 @@ class Controller:
     def exit_code(self, report: Report) -> int:
         if any(not t["pass"] for t in report.get("thresholds", [])):
             return EXIT_THRESHOLDS
+        if self._recording.blind and not self.plan.allow_empty:
+            return EXIT_EMPTY
         if report["totals"]["failures"] or any(e["method"] == "EXCEPTION" for e in report["errors"]):
             return self.plan.exit_code_on_error
         return EXIT_OK

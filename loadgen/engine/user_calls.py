@@ -62,6 +62,7 @@ def run_task(record: UserRecord, recorder: Recorder) -> bool:
         recorder.record_exception(f"{record.cls_name}.{name}", exc)
     finally:
         record.task = None
+        recorder.record_iteration()
     return True
 
 

@@ -8,6 +8,7 @@ EXIT_USAGE = 2
 EXIT_SCRIPT = 3
 EXIT_THRESHOLDS = 4
 EXIT_NO_MASTER = 5  # a worker without --stay gave up: no master answered for --give-up-after
+EXIT_EMPTY = 6  # the test recorded nothing (or ran tasks that recorded nothing for a stall timeout)
 
 
 class CommandError(Exception):

@@ -29,6 +29,7 @@ class TestOptions:
     user_classes: tuple[str, ...] = ()
     stop_timeout: float = 10.0
     exit_code_on_error: int = 1
+    allow_empty: bool = False
     # load models
     arrival_rate: float | None = None
     max_users: int | None = None
@@ -133,6 +134,7 @@ class TestOptions:
             arrival_rate=self.arrival_rate, max_users=max_users, pre_allocate=self.pre_allocate,
             stages=stages, stop_timeout=self.stop_timeout, thresholds=tuple(thresholds),
             abort_on_threshold=self.abort_on_threshold, exit_code_on_error=self.exit_code_on_error,
+            allow_empty=self.allow_empty, quiet_after=self.stall_timeout,
         )
 
     def for_report(self) -> dict[str, Any]:

@@ -27,6 +27,8 @@ class TestPlan:
     thresholds: tuple[Threshold, ...] = field(default_factory=tuple)
     abort_on_threshold: bool = False
     exit_code_on_error: int = EXIT_FAILURES
+    allow_empty: bool = False  # a test that recorded nothing exits 0, not EXIT_EMPTY
+    quiet_after: float = 30.0  # tasks that record nothing for this long: the test is blind (the stall timeout)
 
     @property
     def open_model(self) -> bool:

@@ -20,6 +20,7 @@ from loadgen.outputs.numbers import (
 from loadgen.outputs.text import MAX_ERROR_CELLS, MAX_NAME_CELLS, clean_text, render_table, rule, warning_text
 
 MAX_ERRORS = 20  # distinct errors listed; the rest are counted in one line
+MAX_ENDPOINT_ROWS = 30  # endpoints listed (the busiest); the rest are summed up in one line
 LATENCY_KEYS = ("min", "mean", "p50", "p90", "p95", "p99", "p999", "max")
 
 ENDPOINT_HEADERS = ("Method", "Name", "Reqs", "Fails", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms")
@@ -47,11 +48,25 @@ def endpoint_row(method: Any, name: Any, src: dict[str, Any], interrupted: bool 
     return cells
 
 
+def busiest(endpoints: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``MAX_ENDPOINT_ROWS`` busiest endpoints, in report order, and the rest."""
+    if len(endpoints) <= MAX_ENDPOINT_ROWS:
+        return endpoints, []
+    ranked = sorted(endpoints, key=lambda e: -number_or_zero(e.get("requests")))
+    top = {id(e) for e in ranked[:MAX_ENDPOINT_ROWS]}
+    return [e for e in endpoints if id(e) in top], ranked[MAX_ENDPOINT_ROWS:]
+
+
 def endpoint_table(report: dict[str, Any]) -> list[str]:
     """Every endpoint's row and the aggregated totals (an ``Interrupted`` column when any request was)."""
     totals = report.get("totals") or {}
     cut = bool(number_or_zero(totals.get("interrupted")))
-    rows = [endpoint_row(e.get("method", ""), e.get("name", ""), e, cut) for e in report.get("endpoints") or []]
+    shown, rest = busiest(report.get("endpoints") or [])
+    rows = [endpoint_row(e.get("method", ""), e.get("name", ""), e, cut) for e in shown]
+    if rest:
+        rest_totals = {key: sum(number_or_zero(e.get(key)) for e in rest) for key in ("requests", "failures",
+                                                                                      "interrupted", "rps")}
+        rows.append(endpoint_row("", f"… {len(rest):,} more endpoints", rest_totals, cut))
     rows.append(endpoint_row("", "Aggregated", totals, cut))
     headers, right = list(ENDPOINT_HEADERS), list(ENDPOINT_RIGHT)
     if cut:
@@ -70,7 +85,8 @@ def phase_lines(report: dict[str, Any]) -> list[str]:
     if not totals.get("phases_ms"):
         return []
     rows = []
-    for src, method, name in [*((e, e.get("method", ""), e.get("name", "")) for e in report.get("endpoints") or []
+    shown, _ = busiest(report.get("endpoints") or [])
+    for src, method, name in [*((e, e.get("method", ""), e.get("name", "")) for e in shown
                                 if e.get("phases_ms")), (totals, "", "Aggregated")]:
         phases = src.get("phases_ms") or {}
         requests = number_or_zero(src.get("requests"))
@@ -123,6 +139,14 @@ def latency_lines(totals: dict[str, Any]) -> list[str]:
     return out
 
 
+def _error_cell(error: dict[str, Any]) -> str:
+    """An error's message; the "other errors" row with its first example."""
+    samples = error.get("samples")
+    if samples:
+        return f"{error.get('error', '')}, e.g. {samples[0]}"
+    return str(error.get("error", ""))
+
+
 def error_lines(errors: list[dict[str, Any]]) -> list[str]:
     """The most frequent errors as a table; the rest summed up in one line."""
     if not errors:
@@ -134,7 +158,7 @@ def error_lines(errors: list[dict[str, Any]]) -> list[str]:
             fmt_count(e.get("count", 0)),
             clean_text(e.get("method", ""), 10),
             clean_text(e.get("name", ""), MAX_NAME_CELLS),
-            clean_text(e.get("error", ""), MAX_ERROR_CELLS),
+            clean_text(_error_cell(e), MAX_ERROR_CELLS),
         ]
         for e in shown
     ]

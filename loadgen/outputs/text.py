@@ -65,6 +65,6 @@ def warning_text(warning: Any) -> str:
     """A run warning (a ``{"kind", "message"}`` dict or plain text) as one safe line: ``[kind] message``."""
     if isinstance(warning, dict):
         kind = warning.get("kind")
-        msg = clean_text(warning.get("message", ""), 200)
+        msg = clean_text(warning.get("message", ""), 400)
         return f"[{clean_text(kind, 30)}] {msg}" if kind else msg
-    return clean_text(warning, 200)
+    return clean_text(warning, 400)

@@ -14,9 +14,9 @@ from loadgen.model.counters import COUNTER_FIELDS
 from loadgen.model.notices import Notice
 from loadgen.stats.endpoint import Entry
 from loadgen.stats.errors import ErrorTable
-from loadgen.stats.recorder import MAX_ENDPOINTS, OTHER_ENDPOINTS, StatsDelta
+from loadgen.stats.recorder import MAX_ENDPOINTS, OTHER_ENDPOINTS, OVERFLOW_EXAMPLES, StatsDelta
 from loadgen.stats.report import Report, build_report
-from loadgen.stats.snapshot import Snapshot, TickContext, build_snapshot
+from loadgen.stats.snapshot import RowCache, Snapshot, TickContext, build_snapshot
 from loadgen.stats.spans import SpanHistogram
 from loadgen.stats.units import ms
 from loadgen.stats.window import Window
@@ -44,11 +44,12 @@ class Aggregate:
         self.counters: dict[str, int] = dict.fromkeys(COUNTER_FIELDS, 0)
         self.dropped = 0
         self.missed = 0
+        self.iterations = 0
         self.workers: dict[str, WorkerRow] = {}
         self._machines: dict[str, WorkerRow] = {}  # machines' own rows, kept aside once their processes report
         self._process_rows_of: dict[str, list[WorkerRow]] = {}  # a machine's processes' rows
         self.warnings: list[dict[str, Any]] = []
-        self._warning_keys: set[tuple[str, str]] = set()
+        self._warning_keys: dict[tuple[str, str], dict[str, Any]] = {}
         self.target_users = 0
         self.peak_users = 0
         self.timeline: deque[list[Any]] = deque(maxlen=timeline_seconds)
@@ -57,6 +58,8 @@ class Aggregate:
         self._recent: deque[tuple[float, Window, list[Any]]] = deque(maxlen=RECENT_SECONDS)
         self.events: list[dict[str, Any]] = []  # fleet events with their intervals (losses, fences, rejoins)
         self._latency_total = SpanHistogram()  # every request's latency, kept as deltas arrive
+        self.overflowed: list[tuple[str, str]] = []  # examples of names counted in the other-endpoints rows
+        self._rows: RowCache = {}  # the live snapshot's endpoint rows, until their histograms change
 
     # ---- input -------------------------------------------------------------------------------------------
     def restart_clock(self) -> None:
@@ -83,6 +86,8 @@ class Aggregate:
             total = self.entries.get(key)
             if total is None:
                 if len(self.entries) >= MAX_ENDPOINTS and key[1] != OTHER_ENDPOINTS:
+                    if len(self.overflowed) < OVERFLOW_EXAMPLES:
+                        self.overflowed.append((key[0], key[1][:200]))
                     key = (key[0], OTHER_ENDPOINTS)
                     total = self.entries.get(key)
                 if total is None:
@@ -103,12 +108,15 @@ class Aggregate:
         if delta.total is not None:
             window.latency.merge(delta.total)
             self._latency_total.merge(delta.total)
+        if delta.overflowed and len(self.overflowed) < OVERFLOW_EXAMPLES:
+            self.overflowed.extend(delta.overflowed[:OVERFLOW_EXAMPLES - len(self.overflowed)])
         self.errors.merge(delta.errors)
         self.new_errors.merge(delta.errors)
         for name, value in delta.counters.items():
             self.counters[name] = self.counters.get(name, 0) + value
         self.dropped += delta.dropped
         self.missed += delta.missed
+        self.iterations += delta.iterations
         window.dropped += delta.dropped
         window.missed += delta.missed
         if window is not self._second:
@@ -183,12 +191,18 @@ class Aggregate:
                 return
 
     def warn(self, kind: str, message: str, key: str | None = None) -> bool:
-        """Add a warning once per (kind, key); returns whether it was new."""
+        """Add a warning once per (kind, key); returns whether it was new. Warned again, its message is replaced:
+        a warning's counts stay live (``t`` is when it first appeared, ``updated`` when it last changed)."""
         ident = (kind, key if key is not None else message)
-        if ident in self._warning_keys:
+        known = self._warning_keys.get(ident)
+        if known is not None:
+            if known["message"] != message:
+                known["message"] = message
+                known["updated"] = round(self.elapsed(), 1)
             return False
-        self._warning_keys.add(ident)
-        self.warnings.append({"kind": kind, "message": message, "t": round(self.elapsed(), 1)})
+        warning = {"kind": kind, "message": message, "t": round(self.elapsed(), 1)}
+        self._warning_keys[ident] = warning
+        self.warnings.append(warning)
         return True
 
     def notify(self, notice: Notice) -> bool:
@@ -244,7 +258,7 @@ class Aggregate:
         self._recent.append((now, window, row))
         self._window_opened = now
         snapshot = build_snapshot(self, t, max(1e-3, t - previous), window, users, (p50, p95, p99),
-                                  context or TickContext())
+                                  context or TickContext(), self._rows)
         self._second = Window()
         self.new_errors = ErrorTable()
         return snapshot

@@ -8,6 +8,7 @@ from typing import Any
 MAX_ERRORS_PER_ENDPOINT = 50
 OTHER_ERRORS = "other errors"
 MAX_MESSAGE_LENGTH = 300
+OTHER_SAMPLES = 3  # messages an endpoint's "other errors" row keeps as examples
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<uuid>"),
@@ -46,11 +47,12 @@ def normalise(message: str) -> str:
 class ErrorTable:
     """Counts of normalised errors per (method, name), at most ``cap`` distinct messages each."""
 
-    __slots__ = ("cap", "counts", "_distinct", "_cache")
+    __slots__ = ("cap", "counts", "samples", "_distinct", "_cache")
 
     def __init__(self, cap: int = MAX_ERRORS_PER_ENDPOINT) -> None:
         self.cap = cap
         self.counts: dict[tuple[str, str, str], int] = {}
+        self.samples: dict[tuple[str, str], list[str]] = {}  # a few messages counted under "other errors"
         self._distinct: dict[tuple[str, str], int] = {}
         self._cache: dict[str, str] = {}
 
@@ -73,12 +75,24 @@ class ErrorTable:
         if distinct >= self.cap and message != OTHER_ERRORS:
             key = (method, name, OTHER_ERRORS)
             counts[key] = counts.get(key, 0) + count
+            self.sample(endpoint, message)
             return
         if message != OTHER_ERRORS:
             self._distinct[endpoint] = distinct + 1
         counts[key] = count
 
+    def sample(self, endpoint: tuple[str, str], message: str) -> None:
+        """Keep ``message`` as an example of the endpoint's other errors (the first few distinct ones)."""
+        kept = self.samples.get(endpoint)
+        if kept is None:
+            self.samples[endpoint] = [message]
+        elif len(kept) < OTHER_SAMPLES and message not in kept:
+            kept.append(message)
+
     def merge(self, other: ErrorTable) -> None:
+        for endpoint, messages in other.samples.items():
+            for message in messages:
+                self.sample(endpoint, message)
         for (method, name, message), count in other.counts.items():
             self.add(method, name, message, count, normalised=True)
 
@@ -91,7 +105,15 @@ class ErrorTable:
     def rows(self) -> list[dict[str, Any]]:
         """Rows for the report, most frequent first."""
         ordered = sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))
-        return [
-            {"method": method, "name": name, "error": message, "count": count}
-            for (method, name, message), count in ordered
-        ]
+        rows: list[dict[str, Any]] = []
+        for (method, name, message), count in ordered:
+            row: dict[str, Any] = {"method": method, "name": name, "error": message, "count": count}
+            if message == OTHER_ERRORS:
+                row["samples"] = list(self.samples.get((method, name), ()))
+            rows.append(row)
+        return rows
+
+    def capped(self) -> list[tuple[str, str, int]]:
+        """Endpoints whose distinct messages passed the cap, with how many errors went to "other errors"."""
+        counts = self.counts
+        return [(method, name, counts.get((method, name, OTHER_ERRORS), 0)) for method, name in self.samples]

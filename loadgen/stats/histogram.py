@@ -8,6 +8,7 @@ width is at most 1/64 of its lower bound and its midpoint is within 0.8% of any 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from operator import add
 from typing import Any, Protocol
 
 SUB_BITS = 7
@@ -144,8 +145,15 @@ class Histogram:
         if type(other) is Histogram:
             if self.count == 0:
                 self.counts = other.counts[:]
-            else:
-                self.counts = [a + b for a, b in zip(self.counts, other.counts)]
+            elif other.count <= 2:  # its samples are its min and max: an endpoint's second, at the caps
+                mine = self.counts
+                mine[bucket_of(other.min)] += 1
+                if other.count == 2:
+                    mine[bucket_of(other.max)] += 1
+            else:  # only the buckets between its min and max
+                low, high = bucket_of(max(other.min, 0)), bucket_of(max(other.max, 0)) + 1
+                mine = self.counts
+                mine[low:high] = map(add, mine[low:high], other.counts[low:high])
         else:
             mine = self.counts
             for index, n in other.items():

@@ -12,14 +12,15 @@ from loadgen.stats.phases import Phases
 
 MAX_ENDPOINTS = 1000
 OTHER_ENDPOINTS = "<other endpoints>"
+OVERFLOW_EXAMPLES = 3  # names routed to the other-endpoints row that a delta carries, for the warning
 EXCEPTION_METHOD = "EXCEPTION"
 
 
 class StatsDelta:
     """What one process measured since its previous flush: plain data, mergeable."""
 
-    __slots__ = ("entries", "errors", "counters", "users", "dropped", "missed", "cpu_percent", "rss_mb", "t",
-                 "total", "processes")
+    __slots__ = ("entries", "errors", "counters", "users", "dropped", "missed", "iterations", "cpu_percent",
+                 "rss_mb", "t", "total", "processes", "overflowed")
 
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str], Entry] = {}
@@ -28,6 +29,7 @@ class StatsDelta:
         self.users = 0
         self.dropped = 0
         self.missed = 0
+        self.iterations = 0  # tasks that ran to their end (or raised), measured or not
         self.cpu_percent = 0.0
         self.rss_mb = 0.0
         self.t = 0.0
@@ -36,6 +38,7 @@ class StatsDelta:
         # users, cpu %, rss MB, lost (0/1)], requests and failures counted since the test began; empty for one
         # process's delta
         self.processes: dict[str, list[float]] = {}
+        self.overflowed: list[tuple[str, str]] = []  # a few names routed to the other-endpoints row (examples)
 
     def absorb(self, other: StatsDelta) -> None:
         """Add ``other`` (a later delta of the same process, or another process of the same machine)."""
@@ -49,12 +52,16 @@ class StatsDelta:
             self.counters[name] = self.counters.get(name, 0) + value
         self.dropped += other.dropped
         self.missed += other.missed
+        self.iterations += other.iterations
         if other.total is not None:  # the seconds' latency, which the entries may not carry (stats.cadence)
             if self.total is None:
                 self.total = type(other.total)()
             self.total.merge(other.total)
         for process, row in other.processes.items():
             self.processes[process] = list(row)  # running totals: the newer row holds the older
+        room = OVERFLOW_EXAMPLES - len(self.overflowed)
+        if room > 0 and other.overflowed:
+            self.overflowed.extend(other.overflowed[:room])
 
     def seal(self) -> StatsDelta:
         """Compute ``total`` (once, on the sending side; a merge of sealed deltas has it already)."""
@@ -96,6 +103,7 @@ class Recorder:
         self.users = 0
         self._delta = StatsDelta()
         self._entries = self._delta.entries
+        self._known: set[tuple[str, str]] = set()  # endpoint names with their own row, for the whole test
 
     def record(
         self,
@@ -131,7 +139,7 @@ class Recorder:
                 phases.add_setup(*setup)
         if error is not None:
             entry.failures += 1
-            self._delta.errors.add(method, name, error)
+            self._delta.errors.add(method, entry.name, error)  # an overflowed name's errors go to its row too
 
     def record_interrupted(self, method: str, name: str) -> None:
         """A request (or measured block) cut off before it finished: killed at a forced stop or by a fence,
@@ -145,6 +153,10 @@ class Recorder:
         """An exception in user code (a task, on_start): an error row, not a request."""
         self._delta.errors.add(EXCEPTION_METHOD, where, f"{type(exc).__name__}: {exc}")
 
+    def record_iteration(self) -> None:
+        """A task returned (or raised): counted whether or not it recorded anything."""
+        self._delta.iterations += 1
+
     def record_dropped(self, count: int = 1) -> None:
         """Open model: iterations that could not start on time."""
         self._delta.dropped += count
@@ -154,13 +166,22 @@ class Recorder:
         self._delta.missed += count
 
     def _new_entry(self, method: str, name: str) -> Entry:
-        if len(self._entries) >= MAX_ENDPOINTS:
-            name = OTHER_ENDPOINTS
-            entry = self._entries.get((method, name))
-            if entry is not None:
+        """The entry of a name first seen in this delta; past ``MAX_ENDPOINTS`` names in the test, the method's
+        other-endpoints row (routed here, at record time: no row, no histogram, no merge for each new name)."""
+        key = (method, name)
+        known = self._known
+        if key not in known:
+            if len(known) >= MAX_ENDPOINTS:
+                delta = self._delta
+                if len(delta.overflowed) < OVERFLOW_EXAMPLES:
+                    delta.overflowed.append((method, name[:200]))
+                entry = self._entries.get((method, OTHER_ENDPOINTS))
+                if entry is None:
+                    entry = self._entries[(method, OTHER_ENDPOINTS)] = Entry(method, OTHER_ENDPOINTS,
+                                                                             with_service=self.open_model)
                 return entry
-        entry = Entry(method, name, with_service=self.open_model)
-        self._entries[(method, name)] = entry
+            known.add(key)
+        entry = self._entries[key] = Entry(method, name, with_service=self.open_model)
         return entry
 
     def flush(self) -> StatsDelta:

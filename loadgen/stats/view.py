@@ -20,6 +20,7 @@ class AggregateView(Protocol):
     counters: dict[str, int]
     dropped: int
     missed: int
+    iterations: int
     workers: dict[str, WorkerRow]
     warnings: list[dict[str, Any]]
     events: list[dict[str, Any]]

@@ -7,7 +7,8 @@ counted. Received histograms stay views into the frame's count bytes, merged onc
 Layout (short keys: every worker sends one a second)::
 
     delta   {"e": entries, "x": [[method, name, error, count]], "k": {counter: int}, "u": users,
-             "d": dropped, "p": missed, "cpu": float, "rss": float, "t": unix time, "T": histogram,
+             "d": dropped, "p": missed[, "it": iterations][, "xs": [[method, name, [message]]]]
+             [, "ov": [[method, name]]], "cpu": float, "rss": float, "t": unix time, "T": histogram,
              "C": counts, "W": width[, "w": {process: row}]}
     entries {"n": [method, name, method, name, ...], "r": [requests], "f": [failures], "b": [bytes]
              [, "i": [interrupted]][, "h": [latency]][, "s": [service]][, "ph": [phases]]}
@@ -36,10 +37,10 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from loadgen.stats.endpoint import Entry
-from loadgen.stats.errors import ErrorTable
+from loadgen.stats.errors import MAX_MESSAGE_LENGTH, OTHER_SAMPLES, ErrorTable
 from loadgen.stats.histogram import BUCKETS, Counts, Histogram, bucket_of
 from loadgen.stats.phases import PHASES, Phases, Tally
-from loadgen.stats.recorder import StatsDelta
+from loadgen.stats.recorder import OVERFLOW_EXAMPLES, StatsDelta
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -157,6 +158,12 @@ def encode_delta(delta: StatsDelta) -> Wire:
         "rss": delta.rss_mb,
         "t": delta.t,
     }
+    if delta.iterations:
+        data["it"] = delta.iterations
+    if delta.errors.samples:  # examples of the messages counted as "other errors"
+        data["xs"] = [[m, n, list(s)] for (m, n), s in delta.errors.samples.items()]
+    if delta.overflowed:  # a few names counted in the other-endpoints row
+        data["ov"] = [list(key) for key in delta.overflowed]
     if delta.total is not None:
         data["T"] = spans.add(delta.total)
     data["C"], data["W"] = spans.blob()
@@ -230,6 +237,7 @@ class _Decoder:
             raise WireError("stats: too many rows")
         delta = StatsDelta()
         delta.users, delta.dropped, delta.missed = _count(data["u"], "u"), _count(data["d"], "d"), _count(data["p"], "p")
+        delta.iterations = _count(data.get("it", 0), "it")
         delta.cpu_percent, delta.rss_mb, delta.t = _number(data["cpu"], "cpu"), _number(data["rss"], "rss"), \
             _number(data["t"], "t")
         self._entries(entries, delta.entries)
@@ -242,7 +250,13 @@ class _Decoder:
                     or type(row[2]) is not str):
                 raise WireError("stats: bad error row")
             table.add(row[0], row[1], row[2], _count(row[3], "error count"), normalised=True)
+        for row in _short_list(data.get("xs", []), MAX_ROWS):
+            if type(row) is not list or len(row) != 3 or type(row[2]) is not list:
+                raise WireError("stats: bad error samples")
+            for message in _short_list(row[2], OTHER_SAMPLES):
+                table.sample((_text(row[0]), _text(row[1])), _text(message))
         delta.errors = table
+        delta.overflowed = [(_text(m), _text(n)) for m, n in _short_list(data.get("ov", []), OVERFLOW_EXAMPLES)]
         for key, value in counters.items():
             if type(key) is not str:
                 raise WireError("stats: bad counter name")
@@ -340,6 +354,18 @@ def _processes(rows: Any) -> dict[str, list[float]]:
                 or not math.isfinite(cpu) or not math.isfinite(rss)):
             raise WireError("stats: bad process row")
     return rows
+
+
+def _short_list(value: Any, most: int) -> list[Any]:
+    if type(value) is not list or len(value) > most:
+        raise WireError("stats: bad list")
+    return value
+
+
+def _text(value: Any) -> str:
+    if type(value) is not str or len(value) > 4 * MAX_MESSAGE_LENGTH:
+        raise WireError("stats: bad text")
+    return value
 
 
 def _count(value: Any, what: str, signed: bool = False) -> int:
