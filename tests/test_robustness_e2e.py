@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fleet import Fleet
 from servers import REPO, start_target, stop_process
 
 STUCK_SCRIPT = '''
@@ -134,7 +135,8 @@ def test_stuck_users_stuck_test_and_blocked_loop(tmp_path: Path, target: str) ->
     proc = run(script, "-H", target, "-u", "4", "-r", "20", "-t", "5s", "--stall-timeout", "2",
                "--stop-timeout", "1", "--json", str(out))
     assert time.monotonic() - started < 5 + 1 + 10
-    assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr
+    # nothing completed: the stuck requests are interrupted at the stop, the blocker's tasks measure nothing
+    assert "Traceback" not in proc.stderr and proc.returncode == 6, proc.stderr
     report = json.loads(out.read_text())
     stalls = warnings_of(report, "stall")
     per_user = [m for m in stalls if m.startswith("Stuck.wait_forever has not returned")]
@@ -145,14 +147,99 @@ def test_stuck_users_stuck_test_and_blocked_loop(tmp_path: Path, target: str) ->
     stuck = [m for m in stalls if m.startswith("the whole test is stuck")]
     assert len(stuck) == 1 and "3 of 3 stuck users wait at stuck_script.py:" in stuck[0], stalls
     blocking = warnings_of(report, "blocking")
-    assert len(blocking) == 1, report["warnings"]  # the same stack blocks again and again: reported once
+    assert len(blocking) == 1, report["warnings"]  # the same stack blocks again and again: one warning...
     assert "stuck_script.py:" in blocking[0] and "block_the_loop" in blocking[0]
-    seconds = float(blocking[0].split(" blocked ")[1].split(" s ")[0])
-    assert 0.9 <= seconds <= 3.0, blocking[0]
+    times = int(blocking[0].split(" blocked ")[1].split(" times ")[0])  # ...that counts every block
+    longest = float(blocking[0].split("the longest ")[1].split(" s)")[0])
+    assert times >= 2 and 0.9 <= longest <= 3.0, blocking[0]
     assert not warnings_of(report, "patching")
     # plain console: every new warning is printed at once on stderr
     assert "loadgen: warning: [stall] Stuck.wait_forever has not returned" in proc.stderr
     assert "loadgen: warning: [blocking]" in proc.stderr
+
+
+BLOCKS_FOR_40_S = '''
+from gevent import monkey
+
+from loadgen import HttpUser, constant, task
+
+blocking_sleep = monkey.get_original("time", "sleep")
+
+
+class Blocker(HttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def call_an_unpatched_client(self):
+        self.client.get("/")
+        if not getattr(Blocker, "blocked", False):
+            Blocker.blocked = True
+            blocking_sleep(40)  # a C client that never yields, for longer than the whole test
+'''
+
+
+def _read_until(proc: subprocess.Popen[str], text: str, timeout: float) -> tuple[float, str]:
+    """Read stderr until ``text`` shows up; returns when (monotonic) and what was read."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+        if text in seen:
+            return time.monotonic(), seen
+    raise AssertionError(f"{text!r} not on stderr within {timeout} s: {seen}")
+
+
+def test_a_blocked_loop_is_said_while_blocked_and_the_run_time_still_ends_the_test(tmp_path: Path,
+                                                                                     target: str) -> None:
+    from servers import reset_target, target_stats
+
+    script = write(tmp_path, "blocker_script.py", BLOCKS_FOR_40_S)
+    out = tmp_path / "r.json"
+    reset_target(target)
+    started = time.monotonic()
+    proc = _start(script, "-H", target, "-u", "2", "-r", "20", "-t", "3s", "--stop-timeout", "1", "-q",
+                  "--json", str(out))
+    try:
+        _, seen = _read_until(proc, "blocking_sleep(40)", timeout=20)  # the stack's last line
+        assert proc.poll() is None  # said while the loop is still blocked
+        assert "has been blocked for" in seen and 'blocker_script.py", line' in seen, seen
+        code = proc.wait(timeout=30)
+        ended = time.monotonic() - started
+    finally:
+        stderr = stop_and_read(proc)
+    assert ended < 20, f"the test ran {ended:.0f} s: the 40 s block was waited for"  # -t 3s +1 s stop +1 s
+    assert "Traceback" not in stderr and code == 0, stderr
+    report = json.loads(out.read_text())
+    assert report["stop_reason"].startswith("forced: the event loop was blocked past the end of the test")
+    assert "blocker_script.py:" in report["stop_reason"]
+    assert report["totals"]["requests"] == target_stats(target)["requests"] >= 1  # what was recorded is kept
+    assert any("a call that never yields held every user" in m for m in warnings_of(report, "blocking"))
+
+
+def test_a_second_sigint_ends_a_test_whose_loop_is_blocked(tmp_path: Path, target: str) -> None:
+    script = write(tmp_path, "blocker_script.py", BLOCKS_FOR_40_S)
+    out = tmp_path / "r.json"
+    proc = _start(script, "-H", target, "-u", "2", "-r", "20", "-q", "--json", str(out))  # no run time
+    try:
+        _read_until(proc, "has been blocked for", timeout=20)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None  # the first Ctrl-C waits (for the stop timeout)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=15)
+        elapsed = time.monotonic() - signalled
+    finally:
+        stderr = stop_and_read(proc)
+    assert elapsed < 5, f"exited {elapsed:.1f} s after the second SIGINT"
+    assert "Traceback" not in stderr and code == 0, stderr
+    report = json.loads(out.read_text())
+    assert report["stop_reason"].startswith("forced: a second signal while the event loop was blocked")
+    assert report["totals"]["requests"] >= 1
 
 
 def test_patching_order_via_sitecustomize(tmp_path: Path, target: str) -> None:
@@ -271,3 +358,28 @@ def stop_and_read(proc: subprocess.Popen[str]) -> str:
         proc.kill()
         proc.wait(5)
     return proc.stderr.read() if proc.stderr else ""
+
+
+def test_a_worker_whose_loop_is_blocked_ends_on_a_second_signal(fleet: Fleet, tmp_path: Path, target: str) -> None:
+    """A worker cannot send a thing while its loop is blocked; its monitor thread still says so and still
+    obeys a second Ctrl-C, and the master carries on without it."""
+    from fleet import free_port
+
+    script = write(tmp_path, "blocker_script.py", BLOCKS_FOR_40_S)
+    port = free_port()
+    master = fleet.master(script, target, "-u", "2", "-r", "20", "-t", "30s", "--heartbeat-timeout", "3",
+                          port=port)
+    worker = fleet.worker(port)
+    worker.wait_for(r"has been blocked for", timeout=20)
+    worker.signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert worker.poll() is None  # the first one waits for the users to stop
+    signalled = time.monotonic()
+    worker.signal(signal.SIGINT)
+    assert worker.wait(10) == 130
+    assert time.monotonic() - signalled < 5
+    assert "a second signal while the event loop was blocked" in worker.stderr()
+    assert "blocker_script.py:" in worker.stderr()
+    master.wait_for(r"lost", timeout=15)  # the master notices and carries on
+    master.signal(signal.SIGTERM)
+    master.wait(20)

@@ -4,6 +4,7 @@ second, stop on time, signal or threshold, then the report. ``loadgen run`` and 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -13,6 +14,7 @@ from gevent.event import Event
 from loadgen.control.cap_warnings import endpoint_cap, error_caps
 from loadgen.control.clock import Clock, MonotonicClock
 from loadgen.control.recording_watch import RecordingWatch
+from loadgen.engine.loop_guard import LoopGuard, install_signals
 from loadgen.model.errors import EXIT_EMPTY, EXIT_OK, EXIT_THRESHOLDS
 from loadgen.model.notices import Notice
 from loadgen.model.plan import TestPlan
@@ -25,6 +27,7 @@ from loadgen.stats.report import Report
 from loadgen.stats.snapshot import Snapshot, TickContext
 
 RAMP_STEP = 0.2  # seconds between updates of a ramping target
+ESCAPE_GRACE = 1.0  # past the run time and the stop timeout, a blocked loop ends the test this much later
 
 
 
@@ -72,6 +75,7 @@ class Controller:
         self._signals = 0
         self._applied: LoadTarget | None = None
         self._recording = RecordingWatch(plan.quiet_after)
+        self.guard: LoopGuard | None = None
 
     # ---- control -----------------------------------------------------------------------------------------
     def request_stop(self, reason: str = "stopped") -> None:
@@ -85,7 +89,9 @@ class Controller:
         self.request_stop("forced")
         self.fleet.force_stop()
 
-    def install_signal_handlers(self) -> None:
+    def install_signal_handlers(self, guard: LoopGuard | None = None) -> None:
+        """First SIGINT/SIGTERM: stop; second: stop now. With a ``guard``, signals are also counted off the
+        loop, so that a second one still ends a test whose event loop is blocked (``escape``)."""
         def handle(signum: int) -> None:
             self._signals += 1
             if self._signals == 1:
@@ -93,6 +99,10 @@ class Controller:
             else:
                 self.force_stop()
 
+        self.guard = guard
+        if guard is not None:
+            install_signals(handle)
+            return
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, handle, signum)
 
@@ -115,6 +125,8 @@ class Controller:
         aggregate = self.aggregate
         clock = self.clock
         aggregate.restart_clock()
+        if self.guard is not None and plan.run_time is not None:  # a blocked loop is not waited for past this
+            self.guard.deadline = time.monotonic() + plan.run_time + plan.stop_timeout + ESCAPE_GRACE
         aggregate.target_users = plan.users if not plan.open_model else plan.max_users
         first = self._scheduled(0.0)
         self._apply(first if first is not None else plan.initial_target())
@@ -142,6 +154,12 @@ class Controller:
                 if failed:
                     self.request_stop(f"threshold failed: {failed[0]['expression']}")
         self.fleet.stop(self.stop_timeout)
+        return self.finish()
+
+    def finish(self) -> Report:
+        """The last numbers in, the closing warnings, the report. Also called off the loop by a forced exit
+        (``escape``) while the loop is blocked: it touches only the stats, never a gevent object."""
+        aggregate = self.aggregate
         self._merge(self.fleet.collect())
         aggregate.finish()
         self._model_warnings()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from loadgen.control.controller import Controller, Fleet, Report
+from loadgen.model.errors import EXIT_FAILURES
 from loadgen.model.options import TestOptions
 from loadgen.model.plan import TestPlan
 from loadgen.model.schedules import Schedule, StageRamp, Steady
@@ -40,6 +43,26 @@ def prepare(options: TestOptions) -> Prepared:
     return Prepared(plan, script, schedule)
 
 
+def _escape(controller: Controller, options: TestOptions, console: ConsoleOutput, reason: str) -> None:
+    """Off the loop (gevent's monitor thread), the loop blocked: write every report from what was recorded,
+    then end the process with the test's exit status."""
+    code = EXIT_FAILURES
+    try:
+        controller.stop_reason = reason
+        controller.aggregate.warn("blocking", f"{reason}: a call that never yields held every user; the "
+                                  "reports hold what was recorded until then", key="escape")
+        report = controller.finish()
+        write_reports(report, json_path=options.json_path, csv_prefix=options.csv_prefix,
+                      html_path=options.html_path, junit_path=options.junit_path)
+        console.on_report(report)
+        code = controller.exit_code(report)
+        print(f"loadgen: {reason}; the reports hold what was recorded until then", file=sys.stderr)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def execute(options: TestOptions, prepared: Prepared, fleet: Fleet, aggregate: Aggregate,
             run: Callable[[Controller], Report], console: ConsoleOutput | None = None,
             cleanup: Callable[[], None] | None = None) -> int:
@@ -47,8 +70,11 @@ def execute(options: TestOptions, prepared: Prepared, fleet: Fleet, aggregate: A
     console = console or ConsoleOutput(quiet=options.quiet)
     controller = Controller(prepared.plan, fleet, aggregate, schedule=prepared.schedule,
                             on_snapshot=console.on_snapshot, options=options.for_report())
-    controller.install_signal_handlers()
+    guard = getattr(fleet, "guard", None)
+    controller.install_signal_handlers(guard)
     outputs = attach_outputs(controller, options)
+    if guard is not None:
+        guard.escape = lambda reason: _escape(controller, options, console, reason)
     try:
         report = run(controller)
     finally:

@@ -22,6 +22,7 @@ class LocalFleet:
 
     def __init__(self, env: Environment) -> None:
         self.env = env
+        self.guard = env.guard  # the blocked-loop guard (None with --max-blocking 0)
 
     def apply(self, target: LoadTarget) -> None:
         if isinstance(target, RateTarget):

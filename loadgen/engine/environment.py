@@ -9,6 +9,7 @@ from typing import Any
 from loadgen.client.counters import COUNTERS
 from loadgen.client.factory import ClientFactory
 from loadgen.client.settings import ClientSettings
+from loadgen.engine.loop_guard import LoopGuard
 from loadgen.engine.monitor import BlockingMonitor, ProcessMonitor
 from loadgen.engine.runner import Runner
 from loadgen.engine.stalls import StallWatch
@@ -44,6 +45,8 @@ class Environment:
         self.monitor = ProcessMonitor()
         self.watchdog = StallWatch(self.runner.running, options.stall_timeout, worker_id)
         self.blocking: BlockingMonitor | None = None
+        self.guard: LoopGuard | None = None  # on gevent's monitor thread while blocking is watched
+        self._blocks: dict[str, list[float]] = {}  # call site → [blocks, longest s, total s]
         self._cpu = CpuWatch()
         self._max_users: int | None = None
         self._pre_allocate = 0
@@ -73,6 +76,8 @@ class Environment:
         warnings.extend(self._port_range_warnings(planned))
         warnings.extend(_patching_warnings(self.worker_id))
         self.blocking = BlockingMonitor.enable(getattr(self.options, "max_blocking", 0.5) or 0.0)
+        if self.blocking is not None:
+            self.guard = LoopGuard.of(self.blocking)
         return warnings
 
     def _planned_connections(self, planned: int) -> int:
@@ -131,14 +136,22 @@ class Environment:
         return warnings
 
     def _blocking_warnings(self, label: str) -> list[Notice]:
+        """Every block, one warning per call site with its counts (the warning's text is updated each time)."""
         assert self.blocking is not None
         warnings = []
         for seconds, where in self.blocking.drain():
             place = str(where)
+            tally = self._blocks.setdefault(place, [0, 0.0, 0.0])
+            tally[0] += 1
+            tally[1] = max(tally[1], seconds)
+            tally[2] += seconds
+            count, longest, total = tally
             on = "" if label == "this process" else f" on {label}"
+            times = f"blocked {seconds:.1f} s" if count == 1 else \
+                f"blocked {count} times ({total:.1f} s in all, the longest {longest:.1f} s)"
             warnings.append(Notice(
                 "blocking",
-                f"event loop{on} blocked {seconds:.1f} s at {place}: a call that never yields stalls every user; "
+                f"event loop{on} {times} at {place}: a call that never yields stalls every user; "
                 "use a gevent-friendly library or gevent.get_hub().threadpool",
                 "blocking:" + place,
             ))

@@ -62,6 +62,8 @@ class BlockingMonitor:
         self._events: deque[tuple[float, int, Any]] = deque(maxlen=1000)
         self._gaps: deque[tuple[float, float]] = deque(maxlen=1000)  # (loop resumed at, seconds stood still)
         self._heartbeat: Any = None
+        self.last_beat = time.monotonic()
+        self.guard: Any = None  # its `loop_guard.LoopGuard`, once one is started  # the heartbeat's last run: read by `loop_guard.LoopGuard` (a thread)
 
     @classmethod
     def enable(cls, threshold: float) -> BlockingMonitor | None:
@@ -109,10 +111,10 @@ class BlockingMonitor:
     def _beat(self) -> None:
         import gevent
 
-        last = time.monotonic()
+        last = self.last_beat = time.monotonic()
         while True:
             gevent.sleep(self.HEARTBEAT)
-            now = time.monotonic()
+            now = self.last_beat = time.monotonic()
             if now - last > self.threshold > 0:
                 self._gaps.append((now, now - last - self.HEARTBEAT))
             last = now

@@ -14,6 +14,7 @@ import gevent
 from gevent.event import Event
 
 from loadgen import __version__
+from loadgen.engine.loop_guard import install_signals
 from loadgen.fleet.assignment import Assignment
 from loadgen.fleet.dealer import Dealer
 from loadgen.fleet.handshakes import watch_handshakes
@@ -131,8 +132,7 @@ class Worker:
                                                 lambda: not self._done.is_set(), lambda: self.ever_welcomed,
                                                 self._refused, self.endpoint, self.keys.fingerprint,
                                                 self.keys.master_fingerprint))
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            gevent.signal_handler(signum, self._on_signal, signum)
+        install_signals(self._on_signal)  # counted off the loop too: a second one ends a blocked worker
         try:
             self._done.wait()
         finally:

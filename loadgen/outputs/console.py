@@ -26,6 +26,10 @@ def format_live_line(snapshot: dict[str, Any]) -> str:
     )
 
 
+REPRINTED = frozenset({"blocking"})  # warnings printed again when their counts change (every block counts)
+REPRINT_EVERY = 10.0
+
+
 class ConsoleOutput:
     """Prints live progress and the final summary.
 
@@ -53,6 +57,7 @@ class ConsoleOutput:
         self._last_print: float | None = None
         self._errors: dict[tuple[str, str, str], int] = {}
         self._warnings_shown = 0  # plain mode: warnings already printed (the snapshot lists them all)
+        self._reprints: dict[int, tuple[float, Any]] = {}  # a repeating warning: when, and what, last printed
         self._live: Any = None  # rich.live.Live, created on the first snapshot
 
     # -- plain
@@ -89,12 +94,25 @@ class ConsoleOutput:
             self._write(format_live_line(snapshot) + "\n")
 
     def _print_new_warnings(self, snapshot: dict[str, Any]) -> None:
+        """Each new warning at once; a repeating one (``REPRINTED``) again with its new counts, at most every
+        ``REPRINT_EVERY`` seconds."""
         warnings = snapshot.get("warnings") or []
-        if len(warnings) > self._warnings_shown:
-            text = "".join(f"loadgen: warning: {warning_text(w)}\n" for w in warnings[self._warnings_shown:])
-            self._warnings_shown = len(warnings)
+        lines = [f"loadgen: warning: {warning_text(w)}\n" for w in warnings[self._warnings_shown:]]
+        now = as_number(snapshot.get("elapsed")) or 0.0
+        for index, warning in enumerate(warnings):
+            if warning.get("kind") not in REPRINTED:
+                continue
+            message = warning.get("message")
+            printed = self._reprints.get(index)
+            if printed is None or index >= self._warnings_shown:
+                self._reprints[index] = (now, message)
+            elif printed[1] != message and now - printed[0] >= REPRINT_EVERY:
+                self._reprints[index] = (now, message)
+                lines.append(f"loadgen: warning: {warning_text(warning)}\n")
+        self._warnings_shown = len(warnings)
+        if lines:
             stream = self.warn_stream or sys.stderr
-            stream.write(text)
+            stream.write("".join(lines))
             stream.flush()
 
     def on_report(self, report: dict[str, Any]) -> None:
