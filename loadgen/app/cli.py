@@ -135,14 +135,23 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.default_map = {name: defaults for name in ("run", "master", "worker")}
 
 
+PROCESSES_HELP = ("Generate the load from N processes on this machine: a number, or 'auto' (one per core). "
+                  "The report has a row per process.")
+
+
 @cli.command()
 @_apply(SCRIPT_OPTIONS + LOAD_OPTIONS + CLIENT_OPTIONS + OUTPUT_OPTIONS)
+@_opt("--processes", type=str, default="1", help=PROCESSES_HELP)
 @click.argument("user_classes", nargs=-1)
 def run(**params: Any) -> None:
-    """Run a load test in this process."""
+    """Run a load test in this process (or in --processes N of them)."""
     from loadgen.control.local import run_local
+    from loadgen.control.processes import run_processes
+    from loadgen.fleet.supervisor import parse_processes
 
-    sys.exit(run_local(_test_options(params)))
+    count = parse_processes(params.pop("processes"))
+    options = _test_options(params)
+    sys.exit(run_local(options) if count == 1 else run_processes(options, count))
 
 
 MASTER_OPTIONS = [
@@ -166,11 +175,16 @@ MASTER_OPTIONS = [
 
 @cli.command()
 @_apply(SCRIPT_OPTIONS + LOAD_OPTIONS + CLIENT_OPTIONS + OUTPUT_OPTIONS + MASTER_OPTIONS)
+@_opt("--processes", type=str, default="0",
+      help="Also run N worker processes on this machine ('auto': one per core); they count as one of "
+           "--expect-workers.")
 @click.argument("user_classes", nargs=-1)
 def master(**params: Any) -> None:
     """Coordinate workers: distribute users, watch their health, merge their statistics."""
+    from loadgen.control.processes import LocalWorkers, local_address
     from loadgen.control.remote import FleetOptions, run_master
     from loadgen.fleet.keyring import keys_for_master
+    from loadgen.fleet.supervisor import parse_processes
 
     names = ("bind", "expect_workers", "expect_processes", "expect_workers_timeout", "heartbeat_interval",
              "heartbeat_timeout")
@@ -180,10 +194,17 @@ def master(**params: Any) -> None:
     problem = check_timeouts(fleet["heartbeat_timeout"], fleet["heartbeat_interval"])
     if problem is not None:
         raise click.UsageError(problem)
+    processes = params.pop("processes")
+    count = 0 if processes == "0" else parse_processes(processes)
     keys = keys_for_master(params.pop("keys_dir"), params.pop("curve_secret_key"), params.pop("curve_allow"),
                            params.pop("insecure_no_auth"))
     options = _test_options(params)
-    sys.exit(run_master(options, FleetOptions(**fleet, keys=keys)))
+    if not count:
+        sys.exit(run_master(options, FleetOptions(**fleet, keys=keys)))
+    options.validate()  # before a worker is started for it
+    with LocalWorkers(count, local_address(fleet["bind"]), keys):
+        code = run_master(options, FleetOptions(**fleet, keys=keys))
+    sys.exit(code)
 
 
 @cli.command()

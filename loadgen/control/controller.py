@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import gevent
 from gevent.event import Event
 
+from loadgen.control.advice import Advisor
 from loadgen.control.cap_warnings import endpoint_cap, error_caps
 from loadgen.control.clock import Clock, MonotonicClock
 from loadgen.control.recording_watch import RecordingWatch
@@ -75,6 +76,7 @@ class Controller:
         self._signals = 0
         self._applied: LoadTarget | None = None
         self._recording = RecordingWatch(plan.quiet_after)
+        self.advisor = Advisor(plan.stop_timeout)  # `remote` set by the master
         self.guard: LoopGuard | None = None
 
     # ---- control -----------------------------------------------------------------------------------------
@@ -163,8 +165,7 @@ class Controller:
         self._merge(self.fleet.collect())
         aggregate.finish()
         self._model_warnings()
-        self._connection_warnings()
-        self._interrupted_warning()
+        self.advisor.warn(aggregate, final=True)
         snapshot = aggregate.tick(self._context())
         empty = self._recording.final(aggregate.iterations, snapshot["requests"] + snapshot["interrupted"],
                                       self.plan.allow_empty)
@@ -214,41 +215,7 @@ class Controller:
         for notice in [endpoint_cap(aggregate), *error_caps(aggregate)]:
             if notice is not None:
                 aggregate.notify(notice)
-        if aggregate.missed:
-            aggregate.warn("pacing", "tasks took longer than their pacing interval: "
-                           f"{aggregate.missed} scheduled starts were missed so far (timeline 'missed'); "
-                           "add users or lengthen the interval", key="pacing")
-        if aggregate.dropped:
-            aggregate.warn("dropped", f"{aggregate.dropped} iterations could not start within 1 s of their "
-                           "intended time because every user was busy (timeline 'dropped'); raise --max-users",
-                           key="dropped")
-
-    def _interrupted_warning(self) -> None:
-        """Say how many requests the stop cut off, and where."""
-        cut = [(entry.interrupted, entry.method, entry.name) for entry in self.aggregate.entries.values()
-               if entry.interrupted]
-        if not cut:
-            return
-        cut.sort(reverse=True)
-        where = ", ".join(f"{method} {name} ({count})" for count, method, name in cut[:3])
-        self.aggregate.warn(
-            "interrupted",
-            f"{sum(count for count, _, _ in cut)} requests were cut off by the stop before they finished: {where}; "
-            "they are counted as interrupted (neither successes nor failures, not in the latencies); give them "
-            f"longer with --stop-timeout (it was {self.plan.stop_timeout:g} s) or shorter timeouts in the script",
-            key="interrupted")
-
-    def _connection_warnings(self) -> None:
-        counters = self.aggregate.counters
-        requests = counters.get("requests", 0)
-        # every user's first connection is unavoidable; reconnects are the cost worth a warning
-        reconnects = counters.get("opened", 0) - max(self.aggregate.peak_users, self.aggregate.users)
-        if requests >= 20 and reconnects > requests / 2:
-            self.aggregate.warn(
-                "connections",
-                f"{counters['opened']} connections were opened for {requests} requests: each one costs a TCP "
-                "connect (and a TLS handshake over HTTPS); keep connections alive unless that is the point",
-                key="connections")
+        self.advisor.warn(aggregate)
 
     def _apply(self, target: LoadTarget) -> None:
         if target == self._applied:

@@ -28,15 +28,19 @@ class FleetOptions:
     keys: CurveKeys | None = None
 
 
-def run_master(options: TestOptions, fleet: FleetOptions, console: ConsoleOutput | None = None) -> int:
-    """The whole distributed test; returns the exit code."""
+def run_master(options: TestOptions, fleet: FleetOptions, console: ConsoleOutput | None = None,
+               local: bool = False) -> int:
+    """The whole distributed test; returns the exit code. ``local``: a ``run --processes N``, whose keys live
+    as long as the run (not announced) and whose advice is about ``run``."""
     prepared = prepare(options)
-    _announce_security(fleet)
+    if not local:
+        _announce_security(fleet)
     aggregate = Aggregate()
     master = Master(fleet.bind, options, prepared.script, aggregate, fleet.heartbeat_interval,
                     fleet.heartbeat_timeout, fleet.keys)
 
     def run(controller: Controller) -> Report:
+        controller.advisor.remote = not local
         if fleet.expect_processes is not None:
             master.wait_for_workers(fleet.expect_processes, fleet.expect_workers_timeout,
                                     stop=controller.stop_requested, processes=True)

@@ -352,9 +352,9 @@ class Master:
     def check(self) -> list[Notice]:
         """Once a second from the controller: hot workers, and what the workers and the link said since."""
         for peer in self.peers.values():
-            busy = peer.cpu_percent if peer.state == PeerState.RUNNING else 0.0
-            if peer.cpu.observe(busy):
-                self._pending_warnings.append(cpu_notice(f"worker {peer.id} ({peer.host})", f"cpu:{peer.id}"))
+            if peer.cpu.observe(peer.cpu_percent if peer.state == PeerState.RUNNING else 0.0):
+                self._pending_warnings.append(cpu_notice(f"worker {peer.id} ({peer.host})", f"cpu:{peer.id}",
+                                                         peer.processes))
         pending, self._pending_warnings = self._pending_warnings, []
         return pending
 

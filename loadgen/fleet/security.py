@@ -107,6 +107,15 @@ class CurveKeys:
         server_public, _ = _load(master_public_path, "--curve-master-key")
         return cls(public, secret, server_public=server_public)
 
+    def allow(self, public_path: str) -> None:
+        """Let in the worker whose public key is in ``public_path`` (this master, in memory only)."""
+        self.allowed.add(_raw(load_public(public_path)))
+
+    def write_public(self, path: str) -> None:
+        """Write this peer's public key as a certificate file (what a worker trusts: ``--curve-master-key``)."""
+        with open(path, "w", encoding="ascii") as handle:
+            handle.write(f'metadata\ncurve\n    public-key = "{self.public.decode("ascii")}"\n')
+
     @property
     def fingerprint(self) -> str:
         """This peer's own public key, as printed."""

@@ -26,8 +26,16 @@ class CpuWatch:
         return self.hot_samples == CPU_WARN_SECONDS
 
 
-def cpu_notice(who: str, key: str) -> Notice:
+def cpu_remedy(processes: int | None) -> str:
+    """What adds CPU: ``processes`` None for ``loadgen run`` (this process), else a worker machine's processes."""
+    if processes is None:
+        return "rerun with --processes auto (one process per core) or spread the load over machines (loadgen master)"
+    if processes <= 1:
+        return "start that worker with 'loadgen worker --processes auto' (one process per core)"
+    return "add worker machines"
+
+
+def cpu_notice(who: str, key: str, processes: int | None = None) -> Notice:
     """The one wording of the CPU warning, for ``loadgen run`` and for a fleet's workers."""
     return Notice("cpu", f"{who} has used over {CPU_WARN_PERCENT:.0f}% CPU for {CPU_WARN_SECONDS} s: the numbers "
-                  "may now measure the generator, not the target; add worker processes (--processes auto) or "
-                  "workers", key)
+                  f"may now measure the generator, not the target; {cpu_remedy(processes)}", key)

@@ -116,6 +116,9 @@ def header_lines(report: dict[str, Any]) -> list[str]:
         f"dropped {fmt_count(totals.get('dropped', 0))}, {fmt_rate(totals.get('rps', 0.0))} req/s, "
         f"received {fmt_bytes(totals.get('bytes_received', 0))}"
     )
+    rate = rate_line(report)
+    if rate:
+        lines.append(rate)
     cut = number_or_zero(totals.get("interrupted"))
     if cut:
         lines.append(f"interrupted {fmt_count(cut)}: cut off before they finished (a forced stop, --stop-timeout); "
@@ -123,6 +126,21 @@ def header_lines(report: dict[str, Any]) -> list[str]:
     if not reqs:
         lines.append("no requests were completed")
     return lines
+
+
+def rate_line(report: dict[str, Any]) -> str:
+    """Task starts asked for and delivered, when some were missed or dropped (or the model is open)."""
+    totals = report.get("totals") or {}
+    duration = number_or_zero(report.get("duration_s")) or 1e-9
+    iterations = number_or_zero(totals.get("iterations"))
+    missed, dropped = number_or_zero(totals.get("missed")), number_or_zero(totals.get("dropped"))
+    arrival = number_or_zero((report.get("options") or {}).get("arrival_rate"))
+    if not (missed or dropped or arrival):
+        return ""
+    target = (iterations + missed + dropped) / duration
+    lost = f"{fmt_count(missed)} starts missed" if missed else f"{fmt_count(dropped)} iterations dropped"
+    return (f"task starts: target {fmt_rate(target)}/s, achieved {fmt_rate(iterations / duration)}/s; {lost}"
+            + (f" (arrival rate {fmt_rate(arrival)}/s)" if arrival else ""))
 
 
 def latency_lines(totals: dict[str, Any]) -> list[str]:
