@@ -4,13 +4,19 @@
   the flush, the worker's encoding, the master's decoding and merge, and the live snapshot; with unique URLs
   and unique errors (everything past the cap), and with 1,000 named endpoints all hit every second.
 
-Each figure is the worst and the median over the measured seconds, in milliseconds of one core.
+* ``churn``: 1,200 users x ``constant_throughput(1)`` with ``keep_alive = False`` on one core (CPU 0;
+  nginx on CPU 1): plain HTTP, HTTPS resumed over TLS 1.3 (the default), HTTPS with ``--tls-max 1.2``
+  (resumption without a new key exchange) and full handshakes (``--no-tls-resume``); the rate nginx served,
+  the generator's CPU, and its CPU per new connection.
+
+Caps figures are the worst and the median over the measured seconds, in milliseconds of one core.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -92,6 +98,77 @@ def caps_table(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+CHURN_SCRIPT = """
+from loadgen import HttpUser, constant_throughput, task
+
+
+class Churn(HttpUser):
+    keep_alive = False
+    wait_time = constant_throughput(1)
+
+    @task
+    def home(self):
+        self.client.get("/")
+"""
+CHURN_CASES = (("HTTP (TCP only)", "http", ()), ("HTTPS, TLS 1.3 resumed", "https", ()),
+               ("HTTPS, --tls-max 1.2 resumed", "https", ("--tls-max", "1.2")),
+               ("HTTPS, full handshakes", "https", ("--no-tls-resume",)))
+
+
+def churn(seconds: float = 12.0, users: int = 1200) -> dict[str, Any]:
+    """Each churn case on CPU 0 against nginx on CPU 1: served rate (nginx's counter), CPU, CPU per connection."""
+    import json
+    import subprocess
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from nginx import Nginx, pinned
+
+
+    out: dict[str, Any] = {"users": users, "seconds": seconds, "cases": {}}
+    with tempfile.TemporaryDirectory() as tmp, Nginx(status=True) as server:
+        script = Path(tmp) / "churn.py"
+        script.write_text(CHURN_SCRIPT)
+        for label, scheme, extra in CHURN_CASES:
+            host = server.http_url if scheme == "http" else server.https_url
+            report_path = Path(tmp) / "r.json"
+            before = server.requests_served()
+            cmd = pinned("0", [sys.executable, "-m", "loadgen", "run", "-f", str(script), "-H", host, "--insecure",
+                               "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "-q", "--json",
+                               str(report_path), "--allow-empty", *extra])
+            started = time.monotonic()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(REPO))
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.monotonic() - started
+            served = server.requests_served() - before - 1  # the status request itself is counted
+            report = json.loads(report_path.read_text())
+            steady = [p for p in report["timeline"][3:-1]]  # after the ramp, before the stop
+            rate = sum(p["requests"] for p in steady) / max(len(steady), 1)
+            cpu_s = usage.ru_utime + usage.ru_stime
+            opened = report["connections"]["opened"]
+            out["cases"][label] = {
+                "steady_rps": round(rate, 1), "served": served, "reported": report["totals"]["requests"],
+                "cpu_percent": round(100 * cpu_s / wall, 1), "opened": opened,
+                "cpu_us_per_connection": round(1e6 * cpu_s / max(opened, 1), 1),
+                "tls_full": report["connections"]["tls_full"], "tls_resumed": report["connections"]["tls_resumed"],
+                "p50_ms": report["totals"]["latency_ms"]["p50"], "missed": report["totals"]["missed"],
+            }
+    return out
+
+
+def churn_table(res: dict[str, Any]) -> list[str]:
+    lines = [f"Churn: {res['users']:,} users x constant_throughput(1), keep_alive = False, one core "
+             f"({res['seconds']:g} s; the whole process's CPU, start-up included, per connection):", "",
+             "| case | steady req/s | nginx served = reported | CPU % | CPU µs / connection | TLS full / resumed "
+             "| p50 ms |", "|---|---:|---|---:|---:|---:|---:|"]
+    for label, row in res["cases"].items():
+        agree = "yes" if row["served"] == row["reported"] else f"no ({row['served']} vs {row['reported']})"
+        lines.append(f"| {label} | {row['steady_rps']:,} | {agree} | {row['cpu_percent']} | "
+                     f"{row['cpu_us_per_connection']:,} | {row['tls_full']:,} / {row['tls_resumed']:,} | "
+                     f"{row['p50_ms']} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", default="caps")
@@ -99,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if "caps" in args.scenarios:
         print("\n".join(caps_table(caps(args.seconds))))
+    if "churn" in args.scenarios:
+        print("\n".join(churn_table(churn())))
     return 0
 
 

@@ -149,3 +149,42 @@ def test_mixed_tls_traffic_never_raises(tls_server: CannedServer, recorder: Fake
                       "SSLZeroReturnError"}, errors
     f.close_all()
     assert COUNTERS.opened == COUNTERS.closed
+
+
+@pytest.mark.parametrize("version", ["TLSv1_3", "TLSv1_2"])
+def test_sessions_resume_through_native_copies_and_through_cpython_ones(
+        make_server: Any, recorder: FakeRecorder, version: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native path (OpenSSL's own session copy, no re-decoding) is on here, and resumes exactly as the
+    CPython path does; both counted by the server."""
+    from loadgen.client import native_sessions
+
+    srv = make_server(tls=True, maximum_version=getattr(ssl.TLSVersion, version))
+    get_context(ClientSettings(insecure=True))
+    assert native_sessions.enabled()  # CPython 3.8-3.14 with its usual layout: the self-test passed
+    for native in (True, False):
+        monkeypatch.setattr(native_sessions, "_state", native)
+        COUNTERS.reset()
+        before = srv.stats.tls_resumed
+        f = ClientFactory(ClientSettings(insecure=True), recorder)
+        s = f.session(srv.url, keep_alive=False)
+        for _ in range(20):
+            assert s.get("/").ok
+        assert COUNTERS.tls_full == 1 and COUNTERS.tls_resumed == 19, native
+        assert srv.stats.tls_resumed - before == 19, native
+        f.close_all()
+
+
+def test_tls_max_caps_the_version_offered(make_server: Any, recorder: FakeRecorder) -> None:
+    srv = make_server(tls=True)
+    capped = get_context(ClientSettings(insecure=True, tls_max="1.2"))
+    assert capped.maximum_version == ssl.TLSVersion.TLSv1_2
+    assert capped is not get_context(ClientSettings(insecure=True))  # its own context
+    f = ClientFactory(ClientSettings(insecure=True, tls_max="1.2"), recorder)
+    s = f.session(srv.url, keep_alive=False)
+    for _ in range(10):
+        assert s.get("/").ok
+    assert COUNTERS.tls_full == 1 and COUNTERS.tls_resumed == 9
+    kept = f.session(srv.url)  # keep-alive: its pooled connection shows what was negotiated
+    assert kept.get("/").ok
+    assert kept._pool._idle[0].sock.version() == "TLSv1.2"
+    f.close_all()

@@ -77,6 +77,8 @@ CLIENT_OPTIONS = [
     _opt("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, help="Seconds."),
     _opt("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, help="Seconds."),
     _opt("--no-tls-resume", "no_tls_resume", is_flag=True, default=False, help="Full TLS handshake on every connect."),
+    _opt("--tls-max", type=click.Choice(["1.2", "1.3"]), default=None,
+         help="Highest TLS version offered; 1.2 resumes sessions without a new key exchange (cheaper churn)."),
     _opt("--pool", type=str, default=None, help="Connections: 'user' (one keep-alive per user) or 'shared:N'."),
     _opt("--dns-ttl", type=click.FloatRange(min=0), default=300.0, help="DNS cache TTL in seconds; 0 = off."),
     _opt("--dns-select", type=click.Choice(["first", "random", "round-robin"]), default="round-robin",

@@ -132,7 +132,9 @@ class Connection:
         if cache is not None:
             self.tls_cache = None
             try:
-                cache.put(self.tls_key, sock.session)  # type: ignore[arg-type]
+                from .tls import session_of
+
+                cache.put(self.tls_key, session_of(sock))  # type: ignore[arg-type]
             except (AttributeError, ValueError, OSError):
                 cache.abandon(self.tls_key)  # type: ignore[arg-type]
 

@@ -148,8 +148,9 @@ def _handshake(
         # The handshake is the deepest Python stack a user ever reaches, and a greenlet keeps every 4 KiB
         # page of stack it once touched for its lifetime: called here rather than inside SSLSocket.__init__
         # (do_handshake_on_connect), it stays a page shallower, 4 KiB less per HTTPS user (bench/memory.py).
-        tsock = ssl_context.wrap_socket(sock, server_hostname=origin.host, session=cached,
-                                        do_handshake_on_connect=False)
+        from .tls import offer_session
+
+        tsock = offer_session(ssl_context, sock, origin.host, cached)
         try:
             tsock.do_handshake()
         except BaseException:

@@ -18,6 +18,7 @@ class ClientSettings:
     connect_timeout: float | None = 10.0
     read_timeout: float | None = 60.0
     tls_resume: bool = True
+    tls_max: str | None = None  # "1.2": resumptions without a new key exchange (docs/connections.md)
     dns_ttl: float = 300.0
     dns_select: str = "round-robin"
     dns_ipv6: bool = False

@@ -15,10 +15,12 @@ import gevent
 from gevent import ssl
 from gevent.event import Event
 
+from . import native_sessions
 from .settings import ClientSettings
 from .urls import tls_key
 
 _CONTEXTS: dict[tuple[Any, ...], ssl.SSLContext] = {}
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}  # --tls-max
 _OVERRIDES: dict[tuple[Any, ...], tuple[ClientSettings, ClientSettings | None]] = {}  # request_tls(), by id
 
 
@@ -51,7 +53,10 @@ def build_context(settings: ClientSettings) -> ssl.SSLContext:
             ctx.load_verify_locations(cafile=settings.ca_bundle)
     if settings.client_cert:
         ctx.load_cert_chain(settings.client_cert, settings.client_key)
+    if settings.tls_max is not None:
+        ctx.maximum_version = TLS_VERSIONS[settings.tls_max]
     ctx.set_alpn_protocols(["http/1.1"])
+    native_sessions.available(ctx)  # tested once per process
     return ctx
 
 
@@ -103,12 +108,24 @@ TICKET_POLL_FIRST = 0.001  # seconds: the first look for a TLS 1.3 ticket after 
 TICKET_POLL_MAX = 0.05
 
 
-def _session_of(sock: Any) -> ssl.SSLSession | None:
-    """The socket's TLS session, or None once it is closed."""
+def session_of(sock: Any) -> Any:
+    """The socket's TLS session (native when it can be, see `native_sessions`), or None once it is closed."""
+    if native_sessions.enabled():
+        return native_sessions.take(sock)
     try:
         return sock.session
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def offer_session(ssl_context: ssl.SSLContext, sock: Any, server_hostname: str, session: Any) -> Any:
+    """``ssl_context.wrap_socket`` (handshake not done), offering ``session`` to resume."""
+    if session is not None and native_sessions.enabled():
+        tsock = ssl_context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
+        native_sessions.offer(tsock, session)
+        return tsock
+    return ssl_context.wrap_socket(sock, server_hostname=server_hostname, session=session,
+                                   do_handshake_on_connect=False)
 
 
 class TLSSessionCache:
@@ -129,7 +146,7 @@ class TLSSessionCache:
         self.max_entries = max_entries
         self.max_wait = max_wait
         self.refresh = refresh
-        self._sessions: dict[Key, ssl.SSLSession] = {}
+        self._sessions: dict[Key, Any] = {}  # an ssl.SSLSession, or a native_sessions.NativeSession
         self._stamps: dict[Key, float] = {}
         self._pending: dict[Key, Event] = {}
 
@@ -170,7 +187,7 @@ class TLSSessionCache:
         backing off) and publishes it then: nobody waits for another user's first response."""
         if key not in self._pending:
             return
-        session = _session_of(sock)
+        session = session_of(sock)
         if session is not None and session.has_ticket:
             self.put(key, session)
         elif session is None:
@@ -184,7 +201,7 @@ class TLSSessionCache:
         while key in self._pending and waited < self.max_wait:
             gevent.sleep(delay)
             waited += delay
-            session = _session_of(sock)
+            session = session_of(sock)
             if session is None:
                 break
             if session.has_ticket:

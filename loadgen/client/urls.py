@@ -14,7 +14,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def tls_key(settings: ClientSettings) -> tuple[Any, ...]:
     """What makes two TLS configurations different (the fields an SSLContext is built from)."""
-    return (settings.insecure, settings.ca_bundle, settings.client_cert, settings.client_key)
+    return (settings.insecure, settings.ca_bundle, settings.client_cert, settings.client_key, settings.tls_max)
 
 
 class Origin:

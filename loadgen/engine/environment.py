@@ -170,7 +170,7 @@ def client_settings(options: TestOptions) -> ClientSettings:
     return ClientSettings(
         insecure=options.insecure, ca_bundle=options.ca_bundle, client_cert=options.client_cert,
         client_key=options.client_key, connect_timeout=options.connect_timeout, read_timeout=options.read_timeout,
-        tls_resume=options.tls_resume, dns_ttl=options.dns_ttl, dns_select=options.dns_select,
+        tls_resume=options.tls_resume, tls_max=options.tls_max, dns_ttl=options.dns_ttl, dns_select=options.dns_select,
         dns_ipv6=options.dns_ipv6, dns_server=options.dns_server, pool=pool, pool_size=pool_size,
     )
 

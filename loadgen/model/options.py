@@ -45,6 +45,7 @@ class TestOptions:
     connect_timeout: float | None = 10.0
     read_timeout: float | None = 60.0
     tls_resume: bool = True
+    tls_max: str | None = None
     pool: str | None = None
     dns_ttl: float = 300.0
     dns_select: str = "round-robin"
@@ -108,6 +109,8 @@ class TestOptions:
             raise UsageError(f"--dns-select {self.dns_select!r}: use first, random or round-robin")
         if self.client_key and not self.client_cert:
             raise UsageError("--client-key needs --client-cert")
+        if self.tls_max not in (None, "1.2", "1.3"):
+            raise UsageError(f"--tls-max {self.tls_max!r}: use 1.2 or 1.3")
         if self.stop_timeout < 0:
             raise UsageError("--stop-timeout must be >= 0, e.g. --stop-timeout 10s")
         if self.dns_server:
