@@ -143,6 +143,7 @@ def test_the_desired_state_is_repeated_until_the_worker_runs_it(fleet: Fleet, tm
     """A lost Target is repaired: every answer carries it until the worker's heartbeat says it applied it."""
     port = free_port()
     master = fleet.master(write_script(tmp_path), "http://127.0.0.1:9", "-u", "3", "-t", "4s", "--insecure-no-auth",
+                          "--allow-empty",
                           port=port)
     worker = RawWorker(port, "raw-deaf")
     try:
