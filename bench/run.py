@@ -50,6 +50,12 @@ USERS = 50
 BASE_DIR: Path | None = None  # --base REV: a checkout of REV whose loadgen runs as the tool "base"
 
 
+def _walls_table(results: dict[str, Any]) -> list[str]:
+    import walls
+
+    return walls.walls_table(results)
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -297,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="2 s loadgen vs lean over HTTP, no Locust, no k6 (CI)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--duration", type=float, default=None, help="seconds per throughput run")
-    parser.add_argument("--sections", default="throughput,memory,accuracy,master")
+    parser.add_argument("--sections", default="throughput,memory,accuracy,master,walls")
     parser.add_argument("--no-locust", action="store_true", help="skip everything that needs Locust")
     parser.add_argument("--no-k6", action="store_true", help="leave k6 out of the throughput section")
     parser.add_argument("--out", default=str(BENCH / "results"), help="where JSON and latest.md go")
@@ -399,12 +405,20 @@ def main(argv: list[str] | None = None) -> int:
         md += ["## Master load (one delta a second per host, 20 endpoints)", ""] + master_table(results["master"]) \
             + [""]
 
+    if "walls" in sections:
+        log("walls")
+        import walls
+
+        results["walls"] = walls.run_walls(list(walls.SCENARIOS), quick=args.quick, locust=use_locust, log=log)
+        md += ["## The four walls (bench/walls.py)", ""] + walls.walls_table(results["walls"])
+
     # sections not run this time: keep their last figures in latest.md, marked as such
     renderers = {"throughput": ("## Throughput", throughput_table),
                  "memory": ("## Memory (HTTPS, one keep-alive connection per user, constant_throughput(0.1))",
                             memory.table),
                  "accuracy": ("## Accuracy", accuracy.table),
-                 "master": ("## Master load (one delta a second per host, 20 endpoints)", master_table)}
+                 "master": ("## Master load (one delta a second per host, 20 endpoints)", master_table),
+                 "walls": ("## The four walls (bench/walls.py)", _walls_table)}
     for name, (title, render) in renderers.items():
         old = out / f"{name}.json"
         if name not in results and old.exists() and not args.smoke:

@@ -9,6 +9,15 @@
   (resumption without a new key exchange) and full handshakes (``--no-tls-resume``); the rate nginx served,
   the generator's CPU, and its CPU per new connection.
 
+* ``soak``: memory over a soak with unique URLs and unique errors (every request its own URL, a tenth its
+  own failure message), 40 users x ``constant_throughput(50)`` = 2,000 req/s asked, loadgen and Locust
+  (FastHttpUser) each on CPU 0 against nginx on CPU 1: RSS after 10 s and at the end, and the rate nginx
+  served over the soak.
+* ``stall``: a call that blocks the event loop for 40 s (an unpatched C sleep) under ``-t 6s``: when the
+  block is first said on stderr, when the process exits, whether the report is written; loadgen and Locust.
+* ``embedding``: ``loadgen.api`` streaming snapshots from a busy test (50 users, no wait, on CPU 0): how
+  long after its tick each snapshot reaches the host application.
+
 Caps figures are the worst and the median over the measured seconds, in milliseconds of one core.
 """
 
@@ -169,15 +178,239 @@ def churn_table(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+SOAK_LOADGEN = """
+import itertools
+from loadgen import HttpUser, constant_throughput, task
+
+N = itertools.count()
+
+
+class Soak(HttpUser):
+    wait_time = constant_throughput(50)
+
+    @task
+    def item(self):
+        n = next(N)
+        with self.client.get(f"/item/{n}", catch_response=True) as response:
+            if n % 10 == 0:
+                response.failure("no stock for item " + "".join(chr(65 + int(d)) for d in str(n)))
+"""
+SOAK_LOCUST = SOAK_LOADGEN.replace("from loadgen import HttpUser,", "from locust import FastHttpUser as HttpUser,")
+STALL_LOADGEN = """
+from gevent import monkey
+from loadgen import HttpUser, constant, task
+
+blocking_sleep = monkey.get_original("time", "sleep")
+
+
+class Blocker(HttpUser):
+    wait_time = constant(0.5)
+
+    @task
+    def call(self):
+        self.client.get("/")
+        if not getattr(Blocker, "blocked", False):
+            Blocker.blocked = True
+            blocking_sleep(40)
+"""
+STALL_LOCUST = STALL_LOADGEN.replace("from loadgen import HttpUser,", "from locust import FastHttpUser as HttpUser,")
+
+
+def _rss_at(proc: Any, t: float) -> float | None:
+    values = [rss for at, _, rss in proc.samples if at <= t]
+    return round(values[-1], 1) if values else None
+
+
+def soak(seconds: float = 60.0, locust: bool = True) -> dict[str, Any]:
+    """RSS after 10 s and at the end, and nginx's served rate, for loadgen and (if installed) Locust."""
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from memory import Measured, bench_env, run_all
+    from nginx import Nginx, pinned
+
+    out: dict[str, Any] = {"seconds": seconds, "asked_rps": 2000, "tools": {}}
+    with tempfile.TemporaryDirectory() as tmp, Nginx(status=True) as server:
+        tools = [("loadgen", SOAK_LOADGEN)] + ([("locust", SOAK_LOCUST)] if locust else [])
+        for tool, text in tools:
+            script = Path(tmp) / f"soak_{tool}.py"
+            script.write_text(text)
+            if tool == "loadgen":
+                cmd = [sys.executable, "-m", "loadgen", "run", "-f", str(script), "-H", server.http_url, "-u", "40",
+                       "-r", "40", "-t", f"{seconds:g}s", "-q", "--json", str(Path(tmp) / "r.json")]
+            else:
+                from locust_env import locust_bin
+
+                cmd = [str(locust_bin()), "-f", str(script), "--headless", "-u", "40", "-r", "40", "-t",
+                       f"{seconds:g}s", "-H", server.http_url, "--loglevel", "WARNING", "--skip-log-setup",
+                       "--only-summary"]
+            before = server.requests_served()
+            started = time.monotonic()
+            proc = Measured(pinned("0", cmd), env=bench_env())
+            run_all([proc], timeout=seconds + 120)
+            served = server.requests_served() - before - 1
+            out["tools"][tool] = {"rss_10s_mb": _rss_at(proc, 10.0), "rss_end_mb": _rss_at(proc, seconds),
+                                  "peak_rss_mb": round(proc.maxrss_mb, 1),
+                                  "served_rps": round(served / max(time.monotonic() - started - 1.5, 1.0), 1),
+                                  "cpu_percent": proc.cpu_percent(5.0, seconds - 1)}
+    return out
+
+
+def soak_table(res: dict[str, Any]) -> list[str]:
+    lines = [f"Soak with unique URLs and errors: 40 users x constant_throughput(50) = 2,000 req/s asked, "
+             f"{res['seconds']:g} s, one core each (nginx counts what was served):", "",
+             "| tool | RSS at 10 s | RSS at the end | growth | peak RSS | served req/s | CPU % |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for tool, row in res["tools"].items():
+        growth = (row["rss_end_mb"] or 0) - (row["rss_10s_mb"] or 0)
+        lines.append(f"| {tool} | {row['rss_10s_mb']} MB | {row['rss_end_mb']} MB | {growth:+.1f} MB | "
+                     f"{row['peak_rss_mb']} MB | {row['served_rps']:,} | {row['cpu_percent']} |")
+    return lines
+
+
+def stall(locust: bool = True) -> dict[str, Any]:
+    """A 40 s block under -t 6s: first said at, exited at (s after start), report written."""
+    import subprocess
+    import tempfile
+    import threading
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from memory import bench_env
+    from nginx import Nginx
+
+    out: dict[str, Any] = {"tools": {}}
+    with tempfile.TemporaryDirectory() as tmp, Nginx(status=True) as server:
+        tools = [("loadgen", STALL_LOADGEN)] + ([("locust", STALL_LOCUST)] if locust else [])
+        for tool, text in tools:
+            script = Path(tmp) / f"stall_{tool}.py"
+            script.write_text(text)
+            report = Path(tmp) / f"{tool}.json"
+            if tool == "loadgen":
+                cmd = [sys.executable, "-m", "loadgen", "run", "-f", str(script), "-H", server.http_url, "-u", "2",
+                       "-r", "10", "-t", "6s", "--stop-timeout", "1", "-q", "--json", str(report)]
+            else:
+                from locust_env import locust_bin
+
+                cmd = [str(locust_bin()), "-f", str(script), "--headless", "-u", "2", "-r", "10", "-t", "6s",
+                       "--stop-timeout", "1", "-H", server.http_url, "--json-file", str(report.with_suffix("")),
+                       "--skip-log-setup"]
+            started = time.monotonic()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                    env=bench_env(), cwd=tmp)
+            said: list[float] = []
+
+            def read(stream: Any = proc.stderr, said: list[float] = said, started: float = started) -> None:
+                for line in stream:
+                    if not said and "block" in line.lower():
+                        said.append(time.monotonic() - started)
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            try:
+                proc.wait(90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            ended = time.monotonic() - started
+            reader.join(2)
+            out["tools"][tool] = {"said_after_s": round(said[0], 1) if said else None,
+                                  "exited_after_s": round(ended, 1), "exit": proc.returncode,
+                                  "report": report.exists() or report.with_suffix(".json").exists()}
+    return out
+
+
+def stall_table(res: dict[str, Any]) -> list[str]:
+    lines = ["A 40 s block of the event loop (an unpatched C sleep) under -t 6s --stop-timeout 1:", "",
+             "| tool | block first said on stderr | process exited | report written |", "|---|---:|---:|---|"]
+    for tool, row in res["tools"].items():
+        said = f"{row['said_after_s']} s" if row["said_after_s"] is not None else "never"
+        lines.append(f"| {tool} | {said} | {row['exited_after_s']} s (exit {row['exit']}) | "
+                     f"{'yes' if row['report'] else 'no'} |")
+    return lines
+
+
+EMBED_SCRIPT = """
+from loadgen import HttpUser, constant, task
+
+
+class Busy(HttpUser):
+    wait_time = constant(0)
+
+    @task
+    def home(self):
+        self.client.get("/")
+"""
+
+
+def embedding(seconds: float = 12.0) -> dict[str, Any]:
+    """How long after its tick (``ts``) each snapshot of a busy test reaches the host application."""
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from nginx import Nginx
+
+    import loadgen.api
+
+    lags: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp, Nginx(status=True) as server:
+        script = Path(tmp) / "busy.py"
+        script.write_text(EMBED_SCRIPT)
+        previous = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {0})  # the test process inherits CPU 0; nginx has CPU 1
+        with loadgen.api.start(script=str(script), host=server.http_url, users=50, spawn_rate=50,
+                               run_time=f"{seconds:g}s") as handle:
+            for snapshot in handle.stream(timeout=30):
+                lags.append((time.time() - snapshot["ts"]) * 1000)
+            handle.wait(30)
+            rps = handle.report()["totals"]["rps"]
+        os.sched_setaffinity(0, previous)
+    lags = lags[1:]  # the first tick comes while users start
+    ordered = sorted(lags)
+    return {"snapshots": len(lags), "median_ms": round(statistics.median(lags), 2),
+            "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
+            "max_ms": round(max(lags), 2), "rps": rps}
+
+
+def embedding_table(res: dict[str, Any]) -> list[str]:
+    return ["Embedding lag: loadgen.api snapshots of a busy test (50 users, no wait, "
+            f"{res['rps']:,} req/s), from the tick to the host application:", "",
+            "| snapshots | median | p99 | max |", "|---:|---:|---:|---:|",
+            f"| {res['snapshots']} | {res['median_ms']} ms | {res['p99_ms']} ms | {res['max_ms']} ms |"]
+
+
+SCENARIOS = {"caps": (lambda quick, locust: caps(5 if quick else 10), caps_table),
+             "churn": (lambda quick, locust: churn(6.0 if quick else 12.0), churn_table),
+             "soak": (lambda quick, locust: soak(20.0 if quick else 60.0, locust), soak_table),
+             "stall": (lambda quick, locust: stall(locust), stall_table),
+             "embedding": (lambda quick, locust: embedding(6.0 if quick else 12.0), embedding_table)}
+
+
+def run_walls(names: list[str], quick: bool = False, locust: bool = True, log: Any = print) -> dict[str, Any]:
+    results = {}
+    for name in names:
+        log(f"walls: {name}")
+        results[name] = SCENARIOS[name][0](quick, locust)
+    return results
+
+
+def walls_table(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for name, res in results.items():
+        lines += SCENARIOS[name][1](res) + [""]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default="caps")
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--no-locust", action="store_true")
     args = parser.parse_args(argv)
-    if "caps" in args.scenarios:
-        print("\n".join(caps_table(caps(args.seconds))))
-    if "churn" in args.scenarios:
-        print("\n".join(churn_table(churn())))
+    names = [name for name in args.scenarios.split(",") if name]
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}: choose from {', '.join(SCENARIOS)}")
+    results = run_walls(names, args.quick, not args.no_locust, log=lambda m: print(m, file=sys.stderr))
+    print("\n".join(walls_table(results)))
     return 0
 
 
