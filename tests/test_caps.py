@@ -52,6 +52,17 @@ def test_other_errors_keep_examples_and_travel_with_them() -> None:
     assert back.errors.capped() == [("GET", "/", 5)]
 
 
+def test_a_long_endpoint_name_with_capped_errors_still_travels() -> None:
+    recorder = Recorder()
+    name = "/search?q=" + "x" * 1300
+    for i in range(MAX_ERRORS_PER_ENDPOINT + 3):
+        recorder.record("GET", name, 1000, 10, error="bad answer " + chr(71 + i % 20) + chr(71 + i // 20) + "y" * 700)
+    back = decode_delta(msgpack.unpackb(msgpack.packb(encode_delta(recorder.flush())), raw=False,
+                                        strict_map_key=False))
+    assert back.entries[("GET", name)].failures == MAX_ERRORS_PER_ENDPOINT + 3  # the delta is not dropped
+    assert len(back.errors.samples[("GET", name)]) == 3
+
+
 def test_a_warning_warned_again_keeps_its_place_with_the_new_count() -> None:
     aggregate = Aggregate()
     assert aggregate.warn("pacing", "3 missed so far", key="pacing")

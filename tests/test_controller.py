@@ -226,3 +226,22 @@ def test_the_rich_live_view_shows_each_endpoints_rate() -> None:
     screen.print(view)
     row = next(line for line in screen.file.getvalue().splitlines() if line.startswith("GET"))
     assert row.split()[-2] == "10.0", row
+
+
+def test_once_the_test_has_stopped_the_loop_guard_neither_enforces_nor_escapes() -> None:
+    """The guard's deadline ends with the stop, and a forced exit never races the loop's own finish."""
+    from types import SimpleNamespace
+
+    from loadgen.control.launch import _escape
+    from loadgen.outputs import ConsoleOutput
+
+    controller, _, _ = make(TestPlan(users=2, spawn_rate=2, run_time=3, stop_timeout=1))
+    guard = SimpleNamespace(deadline=None, escape=None)
+    controller.guard = guard  # type: ignore[assignment]
+    report = controller.run()
+    assert guard.deadline is None and controller.finished and report["stop_reason"] == "run time reached"
+    # after the finish, a forced exit returns instead of ending this process (this test would not finish)
+    _escape(controller, TestOptions(), ConsoleOutput(quiet=True), "forced: test")
+    assert controller.finishing.acquire(blocking=False)  # and it left the lock free
+    controller.finishing.release()
+

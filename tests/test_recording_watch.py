@@ -32,6 +32,12 @@ def test_users_that_wait_or_are_stuck_are_not_a_blind_test() -> None:
     assert not watch.blind and watch.final(4, 4, allow_empty=False) is None
 
 
+def test_stall_timeout_zero_turns_the_stretch_check_off() -> None:
+    watch = RecordingWatch(after=0)
+    assert all(watch.observe(t, iterations=10 * t, recorded=0) is None for t in range(1, 30))
+    assert not watch.blind  # only a test that recorded nothing at all still fails (final)
+
+
 def test_nothing_recorded_at_the_end_is_said_with_the_exit_status() -> None:
     notice = RecordingWatch(after=30).final(iterations=12, recorded=0, allow_empty=False)
     assert notice is not None and "nothing was recorded in this test (12 tasks ran)" in notice.message
@@ -113,6 +119,26 @@ def test_a_test_that_stops_recording_midway_fails(tmp_path: Path, target: str) -
     served = target_stats(target)["requests"]
     assert served > 0 and report["totals"]["requests"] == served  # it did record, then went blind
     assert any("recorded nothing" in m and "since" in m for m in _recording(report)), _recording(report)
+
+
+RAISES = '''
+from loadgen import User, constant, task
+
+
+class Broken(User):
+    wait_time = constant(0.1)
+
+    @task
+    def fails(self):
+        raise RuntimeError("the script is broken")
+'''
+
+
+def test_tasks_that_only_raise_fail_on_their_errors_not_as_an_empty_test(tmp_path: Path, target: str) -> None:
+    proc, report = _run(tmp_path, RAISES, target, "-t", "3s", "--stall-timeout", "1s")
+    assert proc.returncode == 1, proc.stderr  # the script's exceptions are what it recorded
+    assert not _recording(report)
+    assert any(e["method"] == "EXCEPTION" for e in report["errors"])
 
 
 def test_a_fleet_that_records_nothing_exits_6(fleet: Fleet, tmp_path: Path, target: str) -> None:

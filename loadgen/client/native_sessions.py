@@ -19,12 +19,14 @@ import ctypes
 import os
 import platform
 import sys
+import sysconfig
 from typing import Any
 
 _SOCKET_SSL_OFFSET = 3 * ctypes.sizeof(ctypes.c_void_p)  # PyObject_HEAD (2 words), then Socket, then ssl
 _CONTEXT_CTX_OFFSET = 2 * ctypes.sizeof(ctypes.c_void_p)  # PyObject_HEAD, then SSL_CTX *ctx
 
 _lib: Any = None
+_SSL_SOCKET: Any = None  # _ssl._SSLSocket, once the self-test passed
 _state: bool | None = None  # None: not tried yet
 
 
@@ -35,7 +37,7 @@ def _pointer_at(obj: object, offset: int) -> int | None:
 def _bind() -> Any:
     import _ssl
 
-    lib = ctypes.CDLL(_ssl.__file__)
+    lib = ctypes.PyDLL(_ssl.__file__)  # keeps the GIL: each call is a microsecond, and nothing else may run
     pointer, integer = ctypes.c_void_p, ctypes.c_int
     for name, args, result in (
         ("SSL_get_session", [pointer], pointer),
@@ -53,22 +55,29 @@ def _bind() -> Any:
 
 def available(context: Any) -> bool:
     """Whether native sessions work in this interpreter (tested once, on ``context``)."""
-    global _lib, _state
+    global _lib, _state, _SSL_SOCKET
     if _state is not None:
         return _state
     _state = False
     if (os.environ.get("LOADGEN_NATIVE_TLS_SESSIONS", "1") == "0" or platform.python_implementation() != "CPython"
-            or not (3, 8) <= sys.version_info[:2] <= (3, 14)):
+            or not (3, 8) <= sys.version_info[:2] <= (3, 14) or sysconfig.get_config_var("Py_GIL_DISABLED")
+            or hasattr(sys, "getobjects")):  # free-threaded and trace-refs builds have a longer object header
         return False
     try:
+        import _ssl
         import ssl
 
         lib = _bind()
         probe = context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=False)
+        socket_type: Any = getattr(_ssl, "_SSLSocket", None)
+        if (socket_type is None or type(probe._sslobj) is not socket_type
+                or type(context).__basicsize__ < _CONTEXT_CTX_OFFSET + 8
+                or socket_type.__basicsize__ < _SOCKET_SSL_OFFSET + 8):
+            return False
         handle = _pointer_at(probe._sslobj, _SOCKET_SSL_OFFSET)
         ctx = _pointer_at(context, _CONTEXT_CTX_OFFSET)
         if handle and ctx and lib.SSL_get_SSL_CTX(handle) == ctx and lib.SSL_is_server(handle) == 0:
-            _lib, _state = lib, True
+            _lib, _state, _SSL_SOCKET = lib, True, socket_type
     except (OSError, AttributeError, TypeError, ValueError):
         pass
     return _state
@@ -92,11 +101,6 @@ class NativeSession:
             self.pointer = 0
 
 
-def _ssl_of(sock: Any) -> int | None:
-    sslobj = getattr(sock, "_sslobj", None)
-    return _pointer_at(sslobj, _SOCKET_SSL_OFFSET) if sslobj is not None else None
-
-
 def enabled() -> bool:
     """Whether `available` found native sessions working (False until a context was tested)."""
     return bool(_state)
@@ -105,10 +109,9 @@ def enabled() -> bool:
 def take(sock: Any) -> NativeSession | None:
     """A private copy of the connection's current session (a TLS 1.3 one may still wait for its ticket:
     ``has_ticket``); None once the connection is closed."""
-    handle = _ssl_of(sock)
-    if not handle:
-        return None
-    current = _lib.SSL_get_session(handle)
+    sslobj = getattr(sock, "_sslobj", None)  # held for the whole call: the SSL * lives as long as it does
+    handle = _pointer_at(sslobj, _SOCKET_SSL_OFFSET) if type(sslobj) is _SSL_SOCKET else None
+    current = _lib.SSL_get_session(handle) if handle else None
     if not current:
         return None
     copy = _lib.SSL_SESSION_dup(current)
@@ -117,7 +120,8 @@ def take(sock: Any) -> NativeSession | None:
 
 def offer(sock: Any, session: NativeSession) -> None:
     """Offer a copy of ``session`` on ``sock``, before its handshake."""
-    handle = _ssl_of(sock)
+    sslobj = getattr(sock, "_sslobj", None)
+    handle = _pointer_at(sslobj, _SOCKET_SSL_OFFSET) if type(sslobj) is _SSL_SOCKET else None
     if not handle:
         return
     copy = _lib.SSL_SESSION_dup(session.pointer)

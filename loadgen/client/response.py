@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from gevent import GreenletExit, Timeout
+
 from .chunks import as_text, resized, split_lines
 from .codings import decode
 from .cookies import CookieJar
@@ -322,7 +324,8 @@ class Response:
         self._pending = None
         if exc is not None:
             if not isinstance(exc, Exception):  # GreenletExit, gevent.Timeout: cut off before its verdict
-                sink.record_interrupted(self.method, self.name)
+                if isinstance(exc, (GreenletExit, Timeout)):
+                    sink.record_interrupted(self.method, self.name)
                 return
             self.error = f"{type(exc).__name__}: {exc}"
         phases = self._phases

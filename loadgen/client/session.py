@@ -14,6 +14,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from gevent import GreenletExit, Timeout
 from geventhttpclient._parser import HTTPParseError
 
 from .auth import url_credentials
@@ -45,6 +46,7 @@ _DEFAULT: Any = USE_SETTINGS  # "use the settings' timeouts"
 _UPPER = {m: m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}  # upper() costs a new str
 _UPPER.update((m.lower(), m) for m in list(_UPPER))
 _TRANSPORT_ERRORS = (OSError, ProtocolError, HTTPParseError)
+_CUT_OFF = (GreenletExit, Timeout)  # a request ended from outside: interrupted, no verdict
 _HEAD_CACHE_MAX = 512  # encoded heads cached per session with headers or cookies of its own
 _SHARED_HEAD_CACHE_MAX = 4096  # per (base origin, keep-alive) for all other sessions of a factory
 
@@ -254,7 +256,7 @@ class HttpSession(Verbs, RequestsSurface):
         except _TRANSPORT_ERRORS as exc:
             status, head, rbody, nbytes, flags = 0, b"", b"", 0, 0
             error = describe_failure(exc, origin, self.factory.settings)
-        except BaseException:  # GreenletExit (a forced stop, a fence) or an outer gevent.Timeout: cut off
+        except _CUT_OFF:  # GreenletExit (a forced stop, a fence) or an outer gevent.Timeout: cut off
             self.recorder.record_interrupted(method, path if name is None else name)
             raise
         end = perf_counter()

@@ -8,6 +8,7 @@ from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from gevent import GreenletExit, Timeout
 from geventhttpclient._parser import HTTPParseError
 
 from .body_stream import BodyStream, StreamExchange
@@ -76,7 +77,7 @@ class StreamedResponse(Response):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc is not None and not isinstance(exc, Exception):  # killed while reading the body: cut off
+        if isinstance(exc, (GreenletExit, Timeout)):  # killed while reading the body: cut off
             self._stream.interrupt()
         self.close()
         super().__exit__(exc_type, exc, tb)
@@ -104,7 +105,7 @@ def stream_request(session: Any, method: str, path: str, name: str | None, prep:
             exchange.last.close()
         status, head, rbody, nbytes = 0, b"", b"", 0
         error = describe_failure(exc, origin, session.factory.settings)
-    except BaseException:  # GreenletExit (a forced stop, a fence) or an outer gevent.Timeout: cut off
+    except (GreenletExit, Timeout):  # a forced stop, a fence, or an outer gevent.Timeout: cut off
         if exchange.last is not None:
             exchange.last.close()
         session.recorder.record_interrupted(method, path if name is None else name)

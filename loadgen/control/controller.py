@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
+from gevent import monkey
 from gevent.event import Event
 
 from loadgen.control.advice import Advisor
@@ -78,6 +79,9 @@ class Controller:
         self._recording = RecordingWatch(plan.quiet_after)
         self.advisor = Advisor(plan.stop_timeout)  # `remote` set by the master
         self.guard: LoopGuard | None = None
+        # the loop's finish or a forced exit's (gevent's monitor thread), not both: a real lock, not gevent's
+        self.finishing = monkey.get_original("_thread", "allocate_lock")()
+        self.finished = False
 
     # ---- control -----------------------------------------------------------------------------------------
     def request_stop(self, reason: str = "stopped") -> None:
@@ -156,19 +160,25 @@ class Controller:
                 if failed:
                     self.request_stop(f"threshold failed: {failed[0]['expression']}")
         self.fleet.stop(self.stop_timeout)
+        if self.guard is not None:
+            self.guard.deadline = None  # stopped: the run time is no longer the guard's to enforce
         return self.finish()
 
-    def finish(self) -> Report:
+    def finish(self, locked: bool = False) -> Report:
         """The last numbers in, the closing warnings, the report. Also called off the loop by a forced exit
-        (``escape``) while the loop is blocked: it touches only the stats, never a gevent object."""
+        (``escape``, holding ``finishing``) while the loop is blocked: it touches only the stats, never a
+        gevent object; whichever comes first does it."""
+        if not locked:
+            with self.finishing:
+                return self.finish(locked=True)
+        self.finished = True
         aggregate = self.aggregate
         self._merge(self.fleet.collect())
         aggregate.finish()
         self._model_warnings()
         self.advisor.warn(aggregate, final=True)
         snapshot = aggregate.tick(self._context())
-        empty = self._recording.final(aggregate.iterations, snapshot["requests"] + snapshot["interrupted"],
-                                      self.plan.allow_empty)
+        empty = self._recording.final(aggregate.iterations, self._recorded(snapshot), self.plan.allow_empty)
         if empty is not None:
             aggregate.notify(empty)
         return self.report()
@@ -193,8 +203,7 @@ class Controller:
             self.aggregate.notify(notice)
         self._model_warnings()
         snapshot = self.aggregate.tick(self._context())
-        quiet = self._recording.observe(snapshot["elapsed"], self.aggregate.iterations,
-                                        snapshot["requests"] + snapshot["interrupted"])
+        quiet = self._recording.observe(snapshot["elapsed"], self.aggregate.iterations, self._recorded(snapshot))
         if quiet is not None:
             self.aggregate.notify(quiet)
         for listener in self.listeners:
@@ -202,6 +211,10 @@ class Controller:
                 listener(snapshot)
             except Exception:  # noqa: BLE001 - an output must never stop a test
                 pass
+
+    def _recorded(self, snapshot: Snapshot) -> int:
+        """What the test has recorded so far: requests, interrupted ones, and the script's exceptions."""
+        return int(snapshot["requests"] + snapshot["interrupted"]) + self.aggregate.exceptions
 
     def _context(self) -> TickContext:
         """What only the controller knows for a snapshot: the model, its current rate, the planned run time."""
@@ -244,8 +257,8 @@ class Controller:
     def exit_code(self, report: Report) -> int:
         if any(not t["pass"] for t in report.get("thresholds", [])):
             return EXIT_THRESHOLDS
-        if self._recording.blind and not self.plan.allow_empty:
-            return EXIT_EMPTY
         if report["totals"]["failures"] or any(e["method"] == "EXCEPTION" for e in report["errors"]):
             return self.plan.exit_code_on_error
+        if self._recording.blind and not self.plan.allow_empty:
+            return EXIT_EMPTY
         return EXIT_OK

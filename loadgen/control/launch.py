@@ -46,17 +46,29 @@ def prepare(options: TestOptions) -> Prepared:
 def _escape(controller: Controller, options: TestOptions, console: ConsoleOutput, reason: str) -> None:
     """Off the loop (gevent's monitor thread), the loop blocked: write every report from what was recorded,
     then end the process with the test's exit status."""
+    if not controller.finishing.acquire(blocking=False):
+        return  # the loop is finishing: it writes the reports and exits as usual
+    if controller.finished:
+        controller.finishing.release()
+        return
+    # the lock is kept until the process ends: a loop that comes back must not write the reports as well
     code = EXIT_FAILURES
     try:
         controller.stop_reason = reason
         controller.aggregate.warn("blocking", f"{reason}: a call that never yields held every user; the "
                                   "reports hold what was recorded until then", key="escape")
-        report = controller.finish()
+        report = controller.finish(locked=True)
+        for row in report["workers"]:
+            if row.get("state") == "running":
+                row["state"] = "forced"
         write_reports(report, json_path=options.json_path, csv_prefix=options.csv_prefix,
                       html_path=options.html_path, junit_path=options.junit_path)
         console.on_report(report)
-        code = controller.exit_code(report)
+        code = controller.exit_code(report) or EXIT_FAILURES  # the test did not end as planned
         print(f"loadgen: {reason}; the reports hold what was recorded until then", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback, and the process still ends
+        print(f"loadgen: error: {reason}, and the reports could not be written: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -78,6 +90,8 @@ def execute(options: TestOptions, prepared: Prepared, fleet: Fleet, aggregate: A
     try:
         report = run(controller)
     finally:
+        if guard is not None:
+            guard.deadline = guard.escape = None  # the test is over: what follows is loadgen's own work
         if cleanup is not None:
             cleanup()
         outputs.close()

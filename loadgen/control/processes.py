@@ -51,8 +51,11 @@ class LocalWorkers:
         self.keys.write_public(master_public)
         return ["--curve-secret-key", secret, "--curve-master-key", master_public]
 
-    def stop(self) -> None:
+    def stop(self, failed: bool = False) -> None:
+        """Stop the child; when it failed (or the test could not start), show the end of its log first."""
         proc = self.proc
+        if failed or (proc is not None and proc.poll() not in (None, 0)):
+            self._show_log()
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -62,13 +65,22 @@ class LocalWorkers:
                 proc.wait(5)
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def _show_log(self) -> None:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                tail = log.read()[-2000:].strip()
+        except OSError:
+            return
+        if tail:
+            print(f"loadgen: the local worker processes said:\n{tail}", file=sys.stderr, flush=True)
+
     def __enter__(self) -> LocalWorkers:
         self.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop()
+        self.stop(failed=exc is not None and not isinstance(exc, SystemExit))
 
 
 def local_address(bind: str) -> str:

@@ -19,7 +19,7 @@ class RecordingWatch:
     """Seconds in which tasks completed and nothing was recorded; ``blind`` once they outlast ``after``."""
 
     def __init__(self, after: float) -> None:
-        self.after = max(after, 1.0)
+        self.after = after  # 0 (--stall-timeout 0): only a test that recorded nothing at all is said to be one
         self.blind = False  # some stretch (or the whole test) ran tasks and recorded nothing
         self._recorded = 0  # requests + interrupted so far, as last seen
         self._quiet_since = 0.0  # when something was last recorded (or the test began)
@@ -27,13 +27,14 @@ class RecordingWatch:
         self._warned_for: float | None = None
 
     def observe(self, t: float, iterations: int, recorded: int) -> Notice | None:
-        """One second: ``t`` into the test, tasks completed and requests (+ interrupted) recorded so far."""
+        """One second: ``t`` into the test, tasks completed, and what was recorded so far (requests, interrupted
+        ones and the script's exceptions: a task that raises has said something)."""
         if recorded != self._recorded:
             self._recorded, self._quiet_since, self._iterations_then = recorded, t, iterations
             return None
         quiet = t - self._quiet_since
         ran = iterations - self._iterations_then
-        if quiet < self.after or not ran or self._warned_for == self._quiet_since:
+        if self.after <= 0 or quiet < self.after or not ran or self._warned_for == self._quiet_since:
             return None
         self._warned_for = self._quiet_since
         self.blind = True

@@ -86,7 +86,14 @@ class LoopGuard:
 
     # -- the monitor thread
     def check(self, hub: Any = None) -> None:
-        """One look: how long since the loop's last heartbeat; say so, or escape."""
+        """One look: how long since the loop's last heartbeat; say so, or escape. Never raises: an exception
+        here would end gevent's monitor thread, and its own blocking detection with it."""
+        try:
+            self._check(hub)
+        except Exception:  # noqa: BLE001,S110 - nothing to report it on but the thread we must keep alive
+            pass
+
+    def _check(self, hub: Any) -> None:
         monitor = self.monitor
         threshold = monitor.threshold
         beat = monitor.last_beat
@@ -114,8 +121,10 @@ class LoopGuard:
         if self.escape is not None:
             self.escape(f"{reason} at {self.blocked_at}")
             return
-        print(f"loadgen: {reason} at {self.blocked_at}: exiting now", file=sys.stderr, flush=True)
-        os._exit(EXIT_FORCED)
+        try:
+            print(f"loadgen: {reason} at {self.blocked_at}: exiting now", file=sys.stderr, flush=True)
+        finally:
+            os._exit(EXIT_FORCED)
 
     def _say(self, blocked: float, hub: Any) -> None:
         from loadgen.engine.stalls import where_frame

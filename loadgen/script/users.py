@@ -109,11 +109,11 @@ class User:
             error = f"Timeout: {kind} {name} took longer than {timeout:g}s"
         except StopUser:
             raise
-        except BaseException as exc:
-            if not isinstance(exc, Exception):  # GreenletExit: killed at a forced stop or by a fence
-                cut_off = True
-                raise
-            error = f"{type(exc).__name__}: {exc}"  # every failure of user code is data
+        except Exception as exc:  # noqa: BLE001 - every failure of user code is data
+            error = f"{type(exc).__name__}: {exc}"
+        except BaseException:  # GreenletExit (a forced stop, a fence), KeyboardInterrupt: cut off from outside
+            cut_off = True
+            raise
         finally:
             if timer is not None:
                 timer.close()

@@ -14,7 +14,13 @@ from loadgen.model.counters import COUNTER_FIELDS
 from loadgen.model.notices import Notice
 from loadgen.stats.endpoint import Entry
 from loadgen.stats.errors import ErrorTable
-from loadgen.stats.recorder import MAX_ENDPOINTS, OTHER_ENDPOINTS, OVERFLOW_EXAMPLES, StatsDelta
+from loadgen.stats.recorder import (
+    EXCEPTION_METHOD,
+    MAX_ENDPOINTS,
+    OTHER_ENDPOINTS,
+    OVERFLOW_EXAMPLES,
+    StatsDelta,
+)
 from loadgen.stats.report import Report, build_report
 from loadgen.stats.snapshot import RowCache, Snapshot, TickContext, build_snapshot
 from loadgen.stats.spans import SpanHistogram
@@ -45,6 +51,7 @@ class Aggregate:
         self.dropped = 0
         self.missed = 0
         self.iterations = 0
+        self.exceptions = 0  # errors of the script itself (EXCEPTION rows)
         self.workers: dict[str, WorkerRow] = {}
         self._machines: dict[str, WorkerRow] = {}  # machines' own rows, kept aside once their processes report
         self._process_rows_of: dict[str, list[WorkerRow]] = {}  # a machine's processes' rows
@@ -110,6 +117,9 @@ class Aggregate:
             self._latency_total.merge(delta.total)
         if delta.overflowed and len(self.overflowed) < OVERFLOW_EXAMPLES:
             self.overflowed.extend(delta.overflowed[:OVERFLOW_EXAMPLES - len(self.overflowed)])
+        for (method, _, _), count in delta.errors.counts.items():
+            if method == EXCEPTION_METHOD:
+                self.exceptions += count
         self.errors.merge(delta.errors)
         self.new_errors.merge(delta.errors)
         for name, value in delta.counters.items():

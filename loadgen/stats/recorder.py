@@ -67,9 +67,9 @@ class StatsDelta:
         """Compute ``total`` (once, on the sending side; a merge of sealed deltas has it already)."""
         if self.total is not None:
             return self
-        first = next(iter(self.entries.values()), None)
-        total: Latencies = Histogram() if first is None else type(first.latency)()
-        for entry in self.entries.values():
+        entries = list(self.entries.values())  # a copy: a forced exit seals from another thread
+        total: Latencies = Histogram() if not entries else type(entries[0].latency)()
+        for entry in entries:
             total.merge(entry.latency)
         self.total = total
         return self

@@ -254,9 +254,9 @@ class _Decoder:
             if type(row) is not list or len(row) != 3 or type(row[2]) is not list:
                 raise WireError("stats: bad error samples")
             for message in _short_list(row[2], OTHER_SAMPLES):
-                table.sample((_text(row[0]), _text(row[1])), _text(message))
+                table.sample((_text(row[0]), _text(row[1])), _text(message, 4 * MAX_MESSAGE_LENGTH))
         delta.errors = table
-        delta.overflowed = [(_text(m), _text(n)) for m, n in _short_list(data.get("ov", []), OVERFLOW_EXAMPLES)]
+        delta.overflowed = [(_text(m, 100), _text(n, 200)) for m, n in _short_list(data.get("ov", []), OVERFLOW_EXAMPLES)]
         for key, value in counters.items():
             if type(key) is not str:
                 raise WireError("stats: bad counter name")
@@ -362,10 +362,11 @@ def _short_list(value: Any, most: int) -> list[Any]:
     return value
 
 
-def _text(value: Any) -> str:
-    if type(value) is not str or len(value) > 4 * MAX_MESSAGE_LENGTH:
+def _text(value: Any, most: int | None = None) -> str:
+    """A string; cut to ``most`` characters (an example is only an example: never a reason to drop a delta)."""
+    if type(value) is not str:
         raise WireError("stats: bad text")
-    return value
+    return value if most is None else value[:most]
 
 
 def _count(value: Any, what: str, signed: bool = False) -> int:
