@@ -25,8 +25,8 @@ deps: install  ## what the tests need beyond .venv: system packages (apt-get, as
 	bash .ci/system-deps.sh
 	bash deploy/ci-setup.sh >/dev/null
 
-test: deps lint  ## lint, then the whole suite with nothing skipped (what CI runs)
-	LOADGEN_NO_SKIPS=1 $(BIN)/pytest -q $(PYTEST_ARGS)
+test: deps lint  ## lint, then the whole suite with nothing skipped (what CI runs): two test files at a time
+	LOADGEN_NO_SKIPS=1 $(PY) tests/parallel.py $(PYTEST_ARGS)
 
 faults: deps  ## the fleet under real faults: namespaces, cuts, loss, latency, SIGSTOP (root; ~8 min; CI runs it)
 	LOADGEN_FAULTS=1 LOADGEN_NO_SKIPS=1 $(BIN)/pytest -q -p no:cacheprovider tests/faults $(PYTEST_ARGS)
