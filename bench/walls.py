@@ -119,7 +119,7 @@ class Churn(HttpUser):
     def home(self):
         self.client.get("/")
 """
-CHURN_CASES = (("HTTP (TCP only)", "http", ()), ("HTTPS, TLS 1.3 resumed", "https", ()),
+CHURN_CASES = (("HTTP (TCP only)", "http", ()), ("HTTPS resumed, default (offers TLS 1.3)", "https", ()),
                ("HTTPS, --tls-max 1.2 resumed", "https", ("--tls-max", "1.2")),
                ("HTTPS, full handshakes", "https", ("--no-tls-resume",)))
 
