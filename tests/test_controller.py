@@ -236,10 +236,11 @@ def test_once_the_test_has_stopped_the_loop_guard_neither_enforces_nor_escapes()
     from loadgen.outputs import ConsoleOutput
 
     controller, _, _ = make(TestPlan(users=2, spawn_rate=2, run_time=3, stop_timeout=1))
-    guard = SimpleNamespace(deadline=None, escape=None)
+    guard = SimpleNamespace(deadline=None, escape=None, stop_grace=None)
     controller.guard = guard  # type: ignore[assignment]
     report = controller.run()
-    assert guard.deadline is None and controller.finished and report["stop_reason"] == "run time reached"
+    assert guard.deadline is None and guard.stop_grace is None
+    assert controller.finished and report["stop_reason"] == "run time reached"
     # after the finish, a forced exit returns instead of ending this process (this test would not finish)
     _escape(controller, TestOptions(), ConsoleOutput(quiet=True), "forced: test")
     assert controller.finishing.acquire(blocking=False)  # and it left the lock free

@@ -360,6 +360,25 @@ def stop_and_read(proc: subprocess.Popen[str]) -> str:
     return proc.stderr.read() if proc.stderr else ""
 
 
+def test_one_sigint_ends_a_blocked_test_after_the_stop_timeout(tmp_path: Path, target: str) -> None:
+    """A first Ctrl-C asks for a stop within --stop-timeout; a blocked loop does not get longer than that."""
+    script = write(tmp_path, "blocker_script.py", BLOCKS_FOR_40_S)
+    out = tmp_path / "r.json"
+    proc = _start(script, "-H", target, "-u", "2", "-r", "20", "--stop-timeout", "1", "-q", "--json", str(out))
+    try:
+        _read_until(proc, "has been blocked for", timeout=20)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=15)
+        elapsed = time.monotonic() - signalled
+    finally:
+        stderr = stop_and_read(proc)
+    assert elapsed < 1 + 1 + 3, f"exited {elapsed:.1f} s after SIGINT with a 1 s stop timeout"
+    assert "Traceback" not in stderr and code == 1, stderr
+    report = json.loads(out.read_text())
+    assert report["stop_reason"].startswith("forced: the event loop stayed blocked"), report["stop_reason"]
+
+
 def test_a_worker_whose_loop_is_blocked_ends_on_a_second_signal(fleet: Fleet, tmp_path: Path, target: str) -> None:
     """A worker cannot send a thing while its loop is blocked; its monitor thread still says so and still
     obeys a second Ctrl-C, and the master carries on without it."""

@@ -131,8 +131,10 @@ class Controller:
         aggregate = self.aggregate
         clock = self.clock
         aggregate.restart_clock()
-        if self.guard is not None and plan.run_time is not None:  # a blocked loop is not waited for past this
-            self.guard.deadline = time.monotonic() + plan.run_time + plan.stop_timeout + ESCAPE_GRACE
+        if self.guard is not None:  # a blocked loop is not waited for past the run time, nor past a stop
+            self.guard.stop_grace = plan.stop_timeout + ESCAPE_GRACE
+            if plan.run_time is not None:
+                self.guard.deadline = time.monotonic() + plan.run_time + plan.stop_timeout + ESCAPE_GRACE
         aggregate.target_users = plan.users if not plan.open_model else plan.max_users
         first = self._scheduled(0.0)
         self._apply(first if first is not None else plan.initial_target())
@@ -161,7 +163,7 @@ class Controller:
                     self.request_stop(f"threshold failed: {failed[0]['expression']}")
         self.fleet.stop(self.stop_timeout)
         if self.guard is not None:
-            self.guard.deadline = None  # stopped: the run time is no longer the guard's to enforce
+            self.guard.deadline = self.guard.stop_grace = None  # stopped: nothing left for the guard to enforce
         return self.finish()
 
     def finish(self, locked: bool = False) -> Report:

@@ -91,7 +91,7 @@ def execute(options: TestOptions, prepared: Prepared, fleet: Fleet, aggregate: A
         report = run(controller)
     finally:
         if guard is not None:
-            guard.deadline = guard.escape = None  # the test is over: what follows is loadgen's own work
+            guard.deadline = guard.escape = guard.stop_grace = None  # over: what follows is loadgen's own work
         if cleanup is not None:
             cleanup()
         outputs.close()

@@ -26,6 +26,7 @@ REPEAT_EVERY = 10.0  # a site that blocks again is said again (with the count) a
 EXIT_FORCED = 130  # a process without a report to write (a worker) ends with this status
 
 _signals = [0]  # SIGINT/SIGTERM received by this process (`install_signals`), counted off the loop
+_signalled_at = [0.0]  # when the last one came (monotonic)
 
 
 def install_signals(on_signal: Callable[[int], None]) -> None:
@@ -37,6 +38,7 @@ def install_signals(on_signal: Callable[[int], None]) -> None:
 
     def handler(signum: int, frame: Any) -> None:
         _signals[0] += 1
+        _signalled_at[0] = time.monotonic()
         loop.run_callback_threadsafe(on_signal, signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -56,6 +58,7 @@ class LoopGuard:
         self.clock = clock
         self.deadline: float | None = None  # on ``clock``: past it, a blocked loop is not waited for
         self.escape: Callable[[str], None] | None = None  # ends the process (writes the report first)
+        self.stop_grace: float | None = None  # after a first signal, how long a stop may take (stop timeout + 1 s)
         self._signals_before = _signals[0]  # signals of an earlier test in this process do not count
         self._episode: float | None = None  # the heartbeat a block began after
         self._next_report = 0.0  # seconds into the block of the next live line
@@ -75,7 +78,7 @@ class LoopGuard:
             if thread is not None:
                 thread.add_monitoring_function(guard.check, cls.PERIOD)
             monitor.guard = guard
-        guard.deadline = guard.escape = None
+        guard.deadline = guard.escape = guard.stop_grace = None
         guard._signals_before = _signals[0]
         guard._escaped = False
         return guard
@@ -111,6 +114,10 @@ class LoopGuard:
         now = self.clock()
         if self.signals >= ESCAPE_AFTER_SIGNALS:
             reason = f"forced: a second signal while the event loop was blocked for {blocked:.0f} s"
+        elif (self.signals and self.stop_grace is not None and self.escape is not None
+              and time.monotonic() > _signalled_at[0] + self.stop_grace):
+            reason = (f"forced: the event loop stayed blocked ({blocked:.0f} s) for the whole stop timeout after "
+                      "a signal")
         elif self.deadline is not None and now > self.deadline:
             reason = f"forced: the event loop was blocked past the end of the test ({blocked:.0f} s)"
         else:
