@@ -15,6 +15,7 @@ _EXPORTS = {
     "HttpUser": "loadgen.script.users",
     "StopUser": "loadgen.script.users",
     "task": "loadgen.script.users",
+    "tag": "loadgen.script.tags",
     "between": "loadgen.script.pacing",
     "constant": "loadgen.script.pacing",
     "constant_pacing": "loadgen.script.pacing",

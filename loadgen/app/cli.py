@@ -50,6 +50,10 @@ def _apply(options: list[F]) -> F:
 SCRIPT_OPTIONS = [
     _opt("-f", "--file", "file", type=str, help="Script defining user classes (a .py file or package)."),
     _opt("-H", "--host", type=str, help="Base URL of the target, e.g. https://127.0.0.1:8443."),
+    _opt("-T", "--tags", "tags", multiple=True, type=str,
+         help="Run only the tasks tagged with one of these (@tag): -T a -T b, or -T a,b."),
+    _opt("-E", "--exclude-tags", "exclude_tags", multiple=True, type=str,
+         help="Leave out the tasks tagged with one of these."),
 ]
 LOAD_OPTIONS = [
     _opt("-u", "--users", type=click.IntRange(min=0, max=10_000_000), default=1, help="Number of concurrent users."),
@@ -118,6 +122,8 @@ def _test_options(params: dict[str, Any]) -> Any:
     params["tls_resume"] = not params.pop("no_tls_resume", False)
     params["user_classes"] = tuple(params.pop("user_classes", ()))
     params["thresholds"] = tuple(params.get("thresholds", ()))
+    for key in ("tags", "exclude_tags"):  # -T a -T b, or -T a,b
+        params[key] = tuple(t for value in params.get(key, ()) for t in value.split(",") if t)
     return TestOptions.from_dict(params)
 
 

@@ -32,7 +32,8 @@ def prepare(options: TestOptions) -> Prepared:
     """Validate the options, load the script, and choose the schedule (--stages, else the script's shape)."""
     options.validate()
     plan = options.plan()
-    script = load_script(options.file or "", options.user_classes)
+    script = load_script(options.file or "", options.user_classes, tags=options.tags,
+                         exclude_tags=options.exclude_tags)
     schedule: Schedule
     if plan.stages:
         schedule = StageRamp(plan.stages, plan.open_model, plan.spawn_rate)

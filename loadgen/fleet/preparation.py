@@ -38,12 +38,14 @@ class Preparation:
 
     def _load_script(self, message: Start, options: TestOptions) -> Script:
         if self.script_path is not None:
-            return load_script(self.script_path, options.user_classes)
+            return load_script(self.script_path, options.user_classes, tags=options.tags,
+                               exclude_tags=options.exclude_tags)
         if not message.script_files:
             raise UsageError("the master sent no script and this worker has none: start it with -f")
         self._script_dir = tempfile.mkdtemp(prefix=f"{SCRIPT_DIR_PREFIX}{os.getpid()}-")
         path = unpack_script(self._script_dir, message.script_files, message.script_name)
-        return load_script(path, options.user_classes, module_name=f"loadgen_shipped_{message.test_id[:8]}")
+        return load_script(path, options.user_classes, module_name=f"loadgen_shipped_{message.test_id[:8]}",
+                           tags=options.tags, exclude_tags=options.exclude_tags)
 
     def clean(self) -> None:
         """Forget a shipped script: its folder, its sys.path entry and the modules imported from it (a worker

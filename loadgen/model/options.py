@@ -27,6 +27,8 @@ class TestOptions:
     spawn_rate: float = 1.0
     run_time: float | None = None
     user_classes: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # only tasks with one of these tags (``@tag``)
+    exclude_tags: tuple[str, ...] = ()  # no task with one of these
     stop_timeout: float = 10.0
     exit_code_on_error: int = 1
     allow_empty: bool = False

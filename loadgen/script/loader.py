@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from loadgen.model.errors import ScriptError
+from loadgen.model.errors import ScriptError, UsageError
+from loadgen.script.tags import selected
 from loadgen.script.users import User
 
 
@@ -27,8 +28,10 @@ class Script:
     extra_files: dict[str, bytes] = field(default_factory=dict)
 
 
-def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module_name: str | None = None) -> Script:
-    """Import ``path`` and return its user classes (all non-abstract ones, or those named)."""
+def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module_name: str | None = None,
+                tags: tuple[str, ...] = (), exclude_tags: tuple[str, ...] = ()) -> Script:
+    """Import ``path`` and return its user classes (all non-abstract ones, or those named), with only the
+    tasks ``tags``/``exclude_tags`` keep (a class left with none is left out)."""
     if not path:
         raise ScriptError("no script given: pass -f/--file path/to/script.py")
     if os.path.isdir(path):
@@ -59,7 +62,29 @@ def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module
     for name, cls in classes.items():
         if not cls._task_table:
             raise ScriptError(f"user class {name} in {path} has no tasks: decorate a method with @task")
+    if tags or exclude_tags:
+        classes = _tagged(classes, tags, exclude_tags, path)
     return Script(path=path, module=module, user_classes=classes, shape=_find_shape(module), source=source)
+
+
+def _tagged(classes: dict[str, type[User]], tags: tuple[str, ...], exclude_tags: tuple[str, ...],
+            path: str) -> dict[str, type[User]]:
+    """Each class with the tasks the tag filters keep, as a subclass of its own; classes left with none go."""
+    kept: dict[str, type[User]] = {}
+    for name, cls in classes.items():
+        table = selected(cls._task_table, tags, exclude_tags)
+        if not table:
+            continue
+        if len(table) != len(cls._task_table):
+            sub: type[User] = type(name, (cls,), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
+            sub._task_table = table
+            cls = sub
+        kept[name] = cls
+    if not kept:
+        shown = ", ".join(f"-T {t}" for t in tags) + "".join(f" -E {t}" for t in exclude_tags)
+        raise UsageError(f"no task of {path} is left by {shown.strip()}: tag tasks with @tag('name') or "
+                         "change the tags")
+    return kept
 
 
 def _import(path: str, source: bytes, module_name: str | None) -> ModuleType:
