@@ -14,6 +14,8 @@ _EXPORTS = {
     "User": "loadgen.script.users",
     "HttpUser": "loadgen.script.users",
     "StopUser": "loadgen.script.users",
+    "RescheduleTask": "loadgen.script.users",
+    "RescheduleTaskImmediately": "loadgen.script.users",
     "task": "loadgen.script.users",
     "tag": "loadgen.script.tags",
     "between": "loadgen.script.pacing",

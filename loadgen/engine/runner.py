@@ -165,6 +165,12 @@ class Runner:
                     next_slot = time.monotonic()
             if not run_task(record, recorder) or record.stopping:
                 return
+            if record.again:  # RescheduleTaskImmediately: no wait (a paced user starts a new grid from now)
+                record.again = False
+                if pacing:
+                    next_slot = time.monotonic()
+                    user.timing.plan_slot(next_slot)
+                continue
             if pacing:
                 next_slot += pacing
                 now = time.monotonic()

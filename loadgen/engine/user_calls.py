@@ -13,14 +13,14 @@ import time
 
 import gevent
 
-from loadgen.script.users import StopUser, User
+from loadgen.script.users import RescheduleTask, RescheduleTaskImmediately, StopUser, User
 from loadgen.stats.recorder import Recorder
 
 
 class UserRecord:
     """The runner's own state of one user: its greenlet and the task it is in (never stored on the user)."""
 
-    __slots__ = ("user", "cls_name", "greenlet", "stopping", "task", "hook", "task_started", "fenced")
+    __slots__ = ("user", "cls_name", "greenlet", "stopping", "task", "hook", "task_started", "fenced", "again")
 
     def __init__(self, user: User, cls_name: str) -> None:
         self.user = user
@@ -31,6 +31,7 @@ class UserRecord:
         self.hook: str | None = None  # "on_start" or "on_stop" while one runs (the watchdog watches those too)
         self.task_started = 0.0
         self.fenced = False  # killed by a fence: no on_stop
+        self.again = False  # the task raised RescheduleTaskImmediately: the next one starts without a wait
 
 
 def start_user(record: UserRecord, recorder: Recorder) -> bool:
@@ -58,6 +59,10 @@ def run_task(record: UserRecord, recorder: Recorder) -> bool:
         func(user)
     except StopUser:
         return False
+    except RescheduleTaskImmediately:
+        record.again = True
+    except RescheduleTask:
+        pass
     except Exception as exc:  # noqa: BLE001 - a failing task is data
         recorder.record_exception(f"{record.cls_name}.{name}", exc)
     finally:

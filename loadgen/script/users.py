@@ -36,6 +36,14 @@ class StopUser(Exception):
     """Raise inside a task to stop this user."""
 
 
+class RescheduleTask(Exception):
+    """Raise inside a task to end it now (not an error): the user waits, then runs its next task."""
+
+
+class RescheduleTaskImmediately(Exception):
+    """Raise inside a task to end it now (not an error) and run the next task without waiting."""
+
+
 class UserContext:
     """What the runner gives every user: the recorder, the client factory and defaults."""
 
@@ -107,7 +115,7 @@ class User:
                 cut_off = True
                 raise
             error = f"Timeout: {kind} {name} took longer than {timeout:g}s"
-        except StopUser:
+        except (StopUser, RescheduleTask, RescheduleTaskImmediately):  # the user's own control flow
             raise
         except Exception as exc:  # noqa: BLE001 - every failure of user code is data
             error = f"{type(exc).__name__}: {exc}"
