@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -224,17 +224,7 @@ def test_a_second_sigint_ends_a_test_whose_loop_is_blocked(tmp_path: Path, targe
     script = write(tmp_path, "blocker_script.py", BLOCKS_FOR_40_S)
     out = tmp_path / "r.json"
     proc = _start(script, "-H", target, "-u", "2", "-r", "20", "-q", "--json", str(out))  # no run time
-    try:
-        _read_until(proc, "has been blocked for", timeout=20)
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.5)
-        assert proc.poll() is None  # the first Ctrl-C waits (for the stop timeout)
-        signalled = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=15)
-        elapsed = time.monotonic() - signalled
-    finally:
-        stderr = stop_and_read(proc)
+    code, elapsed, stderr = _two_sigints(proc, lambda: _read_until(proc, "has been blocked for", timeout=20))
     assert elapsed < 5, f"exited {elapsed:.1f} s after the second SIGINT"
     assert "Traceback" not in stderr and code == 1, stderr
     report = json.loads(out.read_text())
@@ -336,21 +326,28 @@ def test_second_sigint_forces_an_immediate_exit_with_a_report(tmp_path: Path, ta
     script = write(tmp_path, "hang.py", HANG_SCRIPT)
     out = tmp_path / "r.json"
     proc = _start(script, "-H", target, "-u", "2", "-r", "50", "--stop-timeout", "60", "-q", "--json", str(out))
+    code, elapsed, stderr = _two_sigints(proc, lambda: time.sleep(1.5))
+    assert elapsed < 3, f"exited {elapsed:.1f} s after the second SIGINT"
+    assert code == 0 and "Traceback" not in stderr, stderr
+    report = json.loads(out.read_text())
+    assert report["endpoints"] and report["endpoints"][0]["name"] == "/"
+
+
+def _two_sigints(proc: subprocess.Popen[str], first_wait: Callable[[], object]) -> tuple[int, float, str]:
+    """After ``first_wait``: a SIGINT that the process survives (it waits for its users), then a second one;
+    returns the exit code, the seconds from the second signal to the exit, and stderr."""
     try:
-        time.sleep(1.5)
+        first_wait()
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)
-        assert proc.poll() is None  # the first Ctrl-C waits for the stuck users (up to 60 s)
+        assert proc.poll() is None  # the first Ctrl-C waits for the users (the stop timeout)
         signalled = time.monotonic()
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=15)
         elapsed = time.monotonic() - signalled
     finally:
         stderr = stop_and_read(proc)
-    assert elapsed < 3, f"exited {elapsed:.1f} s after the second SIGINT"
-    assert code == 0 and "Traceback" not in stderr, stderr
-    report = json.loads(out.read_text())
-    assert report["endpoints"] and report["endpoints"][0]["name"] == "/"
+    return code, elapsed, stderr
 
 
 def stop_and_read(proc: subprocess.Popen[str]) -> str:
