@@ -28,6 +28,7 @@ from .http11 import (
     keep_alive_timeout,
 )
 from .liveness import is_dropped
+from .tls import TLSSessionCache, session_of
 from .urls import Origin
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
     from .deadlines import ReadDeadlines
     from .dns import DnsCache
-    from .tls import TLSSessionCache
 
 RECV_SIZE = 65536
 _WOULD_BLOCK = (SSLWantReadError, SSLWantWriteError)
@@ -132,8 +132,6 @@ class Connection:
         if cache is not None:
             self.tls_cache = None
             try:
-                from .tls import session_of
-
                 cache.put(self.tls_key, session_of(sock))  # type: ignore[arg-type]
             except (AttributeError, ValueError, OSError):
                 cache.abandon(self.tls_key)  # type: ignore[arg-type]
