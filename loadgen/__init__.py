@@ -23,6 +23,20 @@ _EXPORTS = {
     "constant_pacing": "loadgen.script.pacing",
     "constant_throughput": "loadgen.script.pacing",
     "LoadShape": "loadgen.script.shapes",
+    "poisson": "loadgen.script.pacing",
+    "TaskSet": "loadgen.script.tasksets",
+    "SequentialTaskSet": "loadgen.script.tasksets",
+    "InterruptTaskSet": "loadgen.script.tasksets",
+    "MarkovTaskSet": "loadgen.script.markov",
+    "transition": "loadgen.script.markov",
+    "transitions": "loadgen.script.markov",
+    "FastHttpUser": "loadgen.script.fasthttp",
+    "events": "loadgen.script.events",
+    "LoadTestShape": "loadgen.script.locust_compat",
+    "run_single_user": "loadgen.script.locust_compat",
+    "StopTest": "loadgen.script.locust_compat",
+    "CatchResponseError": "loadgen.client.errors",
+    "ResponseError": "loadgen.client.errors",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -60,7 +60,11 @@ LOAD_OPTIONS = [
     _opt("-r", "--spawn-rate", type=click.FloatRange(min=0, min_open=True), default=1.0,
          help="Users started per second."),
     _opt("-t", "--run-time", type=DURATION, default=None, help="Stop after this long: 30s, 5m, 1h30m."),
-    _opt("--stop-timeout", type=DURATION, default=10.0, help="How long users get to finish their task at stop."),
+    _opt("-s", "--stop-timeout", type=DURATION, default=10.0, help="How long users get to finish their task at stop."),
+    _opt("-i", "--iterations", type=click.IntRange(min=1), default=None,
+         help="Stop after this many tasks in all (over the whole fleet); each user stops when they are used up."),
+    _opt("--reset-stats", is_flag=True, default=False, help="Start the statistics again once every user is running."),
+    _opt("--headless", is_flag=True, default=False, hidden=True, help="Accepted for Locust: loadgen is headless."),
     _opt("--exit-code-on-error", type=int, default=1, help="Exit status when requests failed."),
     _opt("--allow-empty", is_flag=True, default=False,
          help="Exit 0 even if nothing was recorded (otherwise 6: the test measured nothing)."),
@@ -109,27 +113,42 @@ OUTPUT_OPTIONS = [
     _opt("--web-cert", type=str, default=None, help="Serve the dashboard over HTTPS with this certificate (PEM)."),
     _opt("--web-key", type=str, default=None, help="The private key (PEM) of --web-cert."),
     _opt("--prometheus", type=str, default=None, help="Serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9646."),
-    _opt("-q", "--quiet", is_flag=True, default=False, help="No live output; the summary only."),
-    _opt("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    _opt("--csv-full-history", is_flag=True, default=False,
+         help="Locust's per-endpoint history: refused with what loadgen writes instead (PREFIX_timeline.csv)."),
+    _opt("-q", "--quiet", "--only-summary", "quiet", is_flag=True, default=False,
+         help="No live output; the summary only."),
+    _opt("-L", "--log-level", "--loglevel", "log_level",
+         type=click.Choice(["debug", "info", "warning", "error", "critical"], case_sensitive=False),
          default="warning", help="Logging verbosity."),
+    _opt("--logfile", type=click.Path(dir_okay=False), default=None, help="Write the log here instead of stderr."),
 ]
+SCRIPT_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
 def _test_options(params: dict[str, Any]) -> Any:
     from loadgen.model.options import TestOptions
 
-    _setup_logging(params.pop("log_level", "warning"))
+    params.pop("headless", None)
+    _setup_logging(params.pop("log_level", "warning"), params.get("logfile"))
     params["tls_resume"] = not params.pop("no_tls_resume", False)
-    params["user_classes"] = tuple(params.pop("user_classes", ()))
+    params["script_args"] = tuple(params.pop("user_classes", ()))  # class names and the script's own options
     params["thresholds"] = tuple(params.get("thresholds", ()))
     for key in ("tags", "exclude_tags"):  # -T a -T b, or -T a,b
         params[key] = tuple(t for value in params.get(key, ()) for t in value.split(",") if t)
     return TestOptions.from_dict(params)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+def _setup_logging(level: str, logfile: str | None = None) -> None:
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if logfile:
+        try:
+            handler: logging.Handler = logging.FileHandler(logfile)
+        except OSError as exc:
+            raise click.UsageError(f"--logfile {logfile}: {exc.strerror}") from None
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -147,10 +166,10 @@ PROCESSES_HELP = ("Generate the load from N processes on this machine: a number,
                   "The report has a row per process.")
 
 
-@cli.command()
+@cli.command(context_settings=SCRIPT_ARGS)
 @_apply(SCRIPT_OPTIONS + LOAD_OPTIONS + CLIENT_OPTIONS + OUTPUT_OPTIONS)
 @_opt("--processes", type=str, default="1", help=PROCESSES_HELP)
-@click.argument("user_classes", nargs=-1)
+@click.argument("user_classes", nargs=-1, type=click.UNPROCESSED)
 def run(**params: Any) -> None:
     """Run a load test in this process (or in --processes N of them)."""
     from loadgen.control.local import run_local
@@ -181,12 +200,12 @@ MASTER_OPTIONS = [
 ]
 
 
-@cli.command()
+@cli.command(context_settings=SCRIPT_ARGS)
 @_apply(SCRIPT_OPTIONS + LOAD_OPTIONS + CLIENT_OPTIONS + OUTPUT_OPTIONS + MASTER_OPTIONS)
 @_opt("--processes", type=str, default="0",
       help="Also run N worker processes on this machine ('auto': one per core); they count as one of "
            "--expect-workers.")
-@click.argument("user_classes", nargs=-1)
+@click.argument("user_classes", nargs=-1, type=click.UNPROCESSED)
 def master(**params: Any) -> None:
     """Coordinate workers: distribute users, watch their health, merge their statistics."""
     from loadgen.control.processes import LocalWorkers, local_address

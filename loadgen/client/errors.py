@@ -66,3 +66,11 @@ def describe_failure(exc: BaseException, origin: Origin, settings: ClientSetting
             message += (" (the server ended the TLS session; if it requires a client certificate, give one "
                         "with --client-cert/--client-key)")
     return message
+
+
+class ResponseError(Exception):
+    """Raise inside a ``catch_response`` block: the response fails with this message, and the task goes on."""
+
+
+class CatchResponseError(Exception):
+    """Locust's name for the same: the response fails with this message, and the task goes on."""

@@ -13,7 +13,7 @@ from gevent import GreenletExit, Timeout
 from .chunks import as_text, resized, split_lines
 from .codings import decode
 from .cookies import CookieJar
-from .errors import ContentDecodingError
+from .errors import CatchResponseError, ContentDecodingError, ResponseError
 from .prepared import PreparedRequest
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ class Response:
         "_history",
         "_jar",
         "_request",
+        "js",  # rest(): the parsed JSON body
     )
     # set only when needed (a redirect) or first read: no cost per request
     _history: list[Response]
@@ -317,19 +318,22 @@ class Response:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
+    ) -> bool:
         sink = self._pending
         if sink is None:
-            return
+            return False
         self._pending = None
+        verdict = False
         if exc is not None:
             if not isinstance(exc, Exception):  # GreenletExit, gevent.Timeout: cut off before its verdict
                 if isinstance(exc, (GreenletExit, Timeout)):
                     sink.record_interrupted(self.method, self.name)
-                return
-            self.error = f"{type(exc).__name__}: {exc}"
+                return False
+            verdict = isinstance(exc, (ResponseError, CatchResponseError))  # the failure's message, no more
+            self.error = str(exc) if verdict else f"{type(exc).__name__}: {exc}"
         phases = self._phases
         if phases is None:
             sink.record(self.method, self.name, self.latency_us, self.nbytes, self.error, self.queued_us)
         else:
             sink.record(self.method, self.name, self.latency_us, self.nbytes, self.error, self.queued_us, *phases)
+        return verdict

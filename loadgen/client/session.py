@@ -1,9 +1,5 @@
-"""`HttpSession`: what user scripts call as `self.client`.
-
-Hot path: a cached pre-encoded request head, one pooled keep-alive connection, framing in
-`Connection.roundtrip`, one `Response` and one `recorder.record(...)` per request. Encoding a
-head on a cache miss is `encoding`'s, following redirects is `redirects`'.
-"""
+"""`HttpSession` (`self.client`). Hot path: a cached pre-encoded head, one pooled keep-alive connection,
+framing in `Connection.roundtrip`, one `Response` and one `recorder.record(...)` per request."""
 
 from __future__ import annotations
 
@@ -101,6 +97,13 @@ class HttpSession(Verbs, RequestsSurface):
         self._first_byte = 0.0  # when that byte arrived (perf_counter),
         self._setup: tuple[int, int, int] | None = None  # and (DNS, connect, TLS) µs if it opened its connection
         self.closed = False
+
+    def configure(self, connect_timeout: float | None = None, read_timeout: float | None = None,
+                  max_redirects: int | None = None) -> None:
+        """This session's own timeouts (s) and redirect limit (FastHttpUser's attributes)."""
+        self._ct = self._ct if connect_timeout is None else float(connect_timeout)
+        self._rt = self._rt if read_timeout is None else float(read_timeout)
+        self._max_redirects = self._max_redirects if max_redirects is None else int(max_redirects)
 
     def _shared_heads(self) -> dict[Any, bytes]:
         """The factory's cache of heads for sessions without headers or cookies of their own."""

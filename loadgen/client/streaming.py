@@ -76,11 +76,11 @@ class StreamedResponse(Response):
         self._sync()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+                 tb: TracebackType | None) -> bool:
         if isinstance(exc, (GreenletExit, Timeout)):  # killed while reading the body: cut off
             self._stream.interrupt()
         self.close()
-        super().__exit__(exc_type, exc, tb)
+        return super().__exit__(exc_type, exc, tb)
 
 
 _TRANSPORT_ERRORS = (OSError, ProtocolError, HTTPParseError)

@@ -82,6 +82,13 @@ class Controller:
         # the loop's finish or a forced exit's (gevent's monitor thread), not both: a real lock, not gevent's
         self.finishing = monkey.get_original("_thread", "allocate_lock")()
         self.finished = False
+        self.running = False
+        self.spawned: list[Callable[[int], None]] = []  # called once, when the users first reach the target
+        self.started: list[Callable[[], None]] = []  # as the load begins
+        self.stopping: list[Callable[[], None]] = []  # the stop begins (users still running)
+        self.stopped: list[Callable[[], None]] = []  # the users have stopped (before the report)
+        self.stats_reset: list[Callable[[], None]] = []  # --reset-stats has reset the stats
+        self._spawn_done = False
 
     # ---- control -----------------------------------------------------------------------------------------
     def request_stop(self, reason: str = "stopped") -> None:
@@ -131,6 +138,9 @@ class Controller:
         aggregate = self.aggregate
         clock = self.clock
         aggregate.restart_clock()
+        self.running = True
+        for call in self.started:
+            call()
         if self.guard is not None:  # a blocked loop is not waited for past the run time, nor past a stop
             self.guard.stop_grace = plan.stop_timeout + ESCAPE_GRACE
             if plan.run_time is not None:
@@ -157,13 +167,20 @@ class Controller:
             if plan.run_time is not None and elapsed >= plan.run_time - 0.05:
                 self.request_stop("run time reached")
                 break
+            if plan.iterations is not None and aggregate.iterations >= plan.iterations:
+                self.request_stop("iterations reached")
+                break
             if plan.abort_on_threshold and plan.thresholds:
                 failed = [r for r in evaluate(list(plan.thresholds), aggregate.report()) if not r["pass"]]
                 if failed:
                     self.request_stop(f"threshold failed: {failed[0]['expression']}")
+        for call in self.stopping:
+            call()
         self.fleet.stop(self.stop_timeout)
         if self.guard is not None:
             self.guard.deadline = self.guard.stop_grace = None  # stopped: nothing left for the guard to enforce
+        for call in self.stopped:
+            call()
         return self.finish()
 
     def finish(self, locked: bool = False) -> Report:
@@ -204,6 +221,7 @@ class Controller:
         for notice in self.fleet.check():
             self.aggregate.notify(notice)
         self._model_warnings()
+        self._check_spawned()
         snapshot = self.aggregate.tick(self._context())
         quiet = self._recording.observe(snapshot["elapsed"], self.aggregate.iterations, self._recorded(snapshot))
         if quiet is not None:
@@ -213,6 +231,20 @@ class Controller:
                 listener(snapshot)
             except Exception:  # noqa: BLE001 - an output must never stop a test
                 pass
+
+    def _check_spawned(self) -> None:
+        """The users reached the target for the first time: --reset-stats, and the ``spawned`` listeners."""
+        aggregate = self.aggregate
+        if self._spawn_done or self.plan.open_model or not aggregate.target_users \
+                or aggregate.users < aggregate.target_users:
+            return
+        self._spawn_done = True
+        if self.plan.reset_stats:
+            aggregate.reset_stats()
+            for call in self.stats_reset:
+                call()
+        for listener in self.spawned:
+            listener(aggregate.users)
 
     def _recorded(self, snapshot: Snapshot) -> int:
         """What the test has recorded so far: requests, interrupted ones, and the script's exceptions."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from loadgen.control.controller import Controller, Fleet, Report
+from loadgen.control.locust_controls import ControllerControls
 from loadgen.model.errors import EXIT_FAILURES
 from loadgen.model.options import TestOptions
 from loadgen.model.plan import TestPlan
@@ -15,6 +16,7 @@ from loadgen.model.schedules import Schedule, StageRamp, Steady
 from loadgen.outputs import ConsoleOutput, write_reports
 from loadgen.outputs.live import attach_outputs
 from loadgen.script.loader import Script, load_script
+from loadgen.script.process_hooks import ProcessHooks
 from loadgen.script.shapes import ShapeSchedule
 from loadgen.stats.aggregate import Aggregate
 
@@ -33,7 +35,11 @@ def prepare(options: TestOptions) -> Prepared:
     options.validate()
     plan = options.plan()
     script = load_script(options.file or "", options.user_classes, tags=options.tags,
-                         exclude_tags=options.exclude_tags)
+                         exclude_tags=options.exclude_tags, script_args=options.script_args)
+    if options.script_args:  # workers get the classes named and the script's option values, parsed here
+        options.user_classes = tuple(script.user_classes)
+        options.script_args = ()
+    options.extra["script_options"] = script.script_options
     schedule: Schedule
     if plan.stages:
         schedule = StageRamp(plan.stages, plan.open_model, plan.spawn_rate)
@@ -78,11 +84,14 @@ def _escape(controller: Controller, options: TestOptions, console: ConsoleOutput
 
 def execute(options: TestOptions, prepared: Prepared, fleet: Fleet, aggregate: Aggregate,
             run: Callable[[Controller], Report], console: ConsoleOutput | None = None,
-            cleanup: Callable[[], None] | None = None) -> int:
-    """Run the test through ``run(controller)``, then write every report; returns the exit code."""
+            cleanup: Callable[[], None] | None = None, hooks: Hooks | None = None) -> int:
+    """Run the test through ``run(controller)``, then write every report; returns the exit code.
+    ``hooks``: the script's Locust event hooks in this process, and the controls of its ``runner``."""
     console = console or ConsoleOutput(quiet=options.quiet)
     controller = Controller(prepared.plan, fleet, aggregate, schedule=prepared.schedule,
                             on_snapshot=console.on_snapshot, options=options.for_report())
+    if hooks is not None:
+        attach_hooks(controller, *hooks)
     guard = getattr(fleet, "guard", None)
     controller.install_signal_handlers(guard)
     outputs = attach_outputs(controller, options)
@@ -100,4 +109,30 @@ def execute(options: TestOptions, prepared: Prepared, fleet: Fleet, aggregate: A
                   junit_path=options.junit_path)
     outputs.on_report(report)
     console.on_report(report)
-    return controller.exit_code(report)
+    code = controller.exit_code(report)
+    if hooks is not None:
+        process_hooks, controls = hooks
+        controls.done = True
+        process_hooks.quitting()
+        chosen = process_hooks.environment.process_exit_code  # set by a quitting/test_stop listener
+        if isinstance(chosen, int) and not isinstance(chosen, bool):
+            code = chosen
+        process_hooks.quit(code)
+    return code
+
+
+Hooks = tuple[ProcessHooks, ControllerControls]
+
+
+def attach_hooks(controller: Controller, hooks: ProcessHooks, controls: ControllerControls) -> None:
+    """The script's hooks at the controller's moments (init now)."""
+    controls.bind(controller)
+    hooks.init()
+    controller.started.append(hooks.test_start)
+    controller.spawned.append(hooks.spawning_complete)
+    controller.stopping.append(hooks.test_stopping)
+    controller.stopped.append(hooks.test_stop)
+    controller.stats_reset.append(hooks.reset_stats)
+    shape = hooks.environment.shape_class
+    if shape is not None and hasattr(shape, "runner"):
+        shape.runner = hooks.environment.runner

@@ -6,6 +6,7 @@ import socket
 
 from loadgen.control.controller import Controller, Report
 from loadgen.control.launch import execute, prepare
+from loadgen.control.locust_controls import ControllerControls
 from loadgen.engine.environment import Environment
 from loadgen.model.notices import Notice
 from loadgen.model.options import TestOptions
@@ -47,8 +48,11 @@ def run_local(options: TestOptions, console: ConsoleOutput | None = None) -> int
     """Run a test in this process; write reports; return the exit code."""
     prepared = prepare(options)
     plan = prepared.plan
-    env = Environment(prepared.script.user_classes, options, open_model=plan.open_model)
     aggregate = Aggregate()
+    controls = ControllerControls("local", aggregate)
+    env = Environment(prepared.script.user_classes, options, open_model=plan.open_model, script=prepared.script,
+                      controls=controls)
+    controls.count_users(lambda: env.runner.user_count)
     aggregate.add_worker(LOCAL_ID, socket.gethostname())
     for notice in env.preflight(plan):
         aggregate.notify(notice)
@@ -59,4 +63,5 @@ def run_local(options: TestOptions, console: ConsoleOutput | None = None) -> int
             row["state"] = "done"
         return report
 
-    return execute(options, prepared, LocalFleet(env), aggregate, run, console=console, cleanup=env.close)
+    return execute(options, prepared, LocalFleet(env), aggregate, run, console=console, cleanup=env.close,
+                   hooks=(env.hooks, controls))

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 
 from loadgen.control.controller import Controller, Report
 from loadgen.control.launch import execute, prepare
+from loadgen.control.locust_controls import ControllerControls
+from loadgen.engine.environment import locust_environment
 from loadgen.fleet.keyring import insecure_warning
 from loadgen.fleet.master import Master
 from loadgen.fleet.security import CurveKeys
 from loadgen.model.options import TestOptions
 from loadgen.outputs import ConsoleOutput
+from loadgen.script.process_hooks import ProcessHooks
 from loadgen.stats.aggregate import Aggregate
 
 
@@ -52,7 +55,10 @@ def run_master(options: TestOptions, fleet: FleetOptions, console: ConsoleOutput
         master.quit_workers()  # a worker started with --stay stays connected and waits for the next master
         return report
 
-    return execute(options, prepared, master, aggregate, run, console=console, cleanup=master.close)
+    controls = ControllerControls("master", aggregate)
+    hooks = ProcessHooks(locust_environment(options, prepared.script.user_classes, prepared.script), controls)
+    return execute(options, prepared, master, aggregate, run, console=console, cleanup=master.close,
+                   hooks=(hooks, controls))
 
 
 def _announce_security(fleet: FleetOptions) -> None:

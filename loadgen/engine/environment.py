@@ -9,15 +9,22 @@ from typing import Any
 from loadgen.client.counters import COUNTERS
 from loadgen.client.factory import ClientFactory
 from loadgen.client.settings import ClientSettings
+from loadgen.engine.event_recorder import EventRecorder
 from loadgen.engine.loop_guard import LoopGuard
 from loadgen.engine.monitor import BlockingMonitor, ProcessMonitor
 from loadgen.engine.runner import Runner
 from loadgen.engine.stalls import StallWatch
+from loadgen.engine.worker_controls import WorkerControls
 from loadgen.model.errors import UsageError
 from loadgen.model.health import CpuWatch, cpu_notice
 from loadgen.model.notices import Notice
 from loadgen.model.options import TestOptions, check_host, parse_pool
 from loadgen.model.plan import TestPlan
+from loadgen.script.events import events
+from loadgen.script.loader import Script
+from loadgen.script.locust_env import LocustEnvironment, RunnerControls
+from loadgen.script.options import parsed_options
+from loadgen.script.process_hooks import ProcessHooks
 from loadgen.script.users import HttpUser, User, UserContext
 from loadgen.stats.recorder import Recorder, StatsDelta
 
@@ -29,19 +36,24 @@ class Environment:
     """One process's load generation, driven by a controller (local) or a master (worker)."""
 
     def __init__(self, user_classes: Mapping[str, type[User]], options: TestOptions, open_model: bool = False,
-                 worker_id: str = "local", watch_cpu: bool = True) -> None:
+                 worker_id: str = "local", watch_cpu: bool = True, script: Script | None = None,
+                 controls: RunnerControls | None = None) -> None:
         _check_hosts(user_classes, options.host)
         self.options = options
         self.watch_cpu = watch_cpu  # a worker's CPU is watched by its master, from its heartbeats
         self.worker_id = worker_id
-        self.recorder = Recorder(open_model=open_model, counters=COUNTERS)
+        recorder_class = EventRecorder if uses_events() else Recorder
+        self.recorder = recorder_class(open_model=open_model, counters=COUNTERS)
+        events.request.bind(self.recorder)  # a custom client's events.request.fire(...) is recorded here
         try:
             settings = client_settings(options)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         self.client_factory = ClientFactory(settings, self.recorder)
-        self.context = UserContext(self.recorder, self.client_factory, options.host)
-        self.runner = Runner(user_classes, self.context, options.stop_timeout)
+        self.locust = locust_environment(options, user_classes, script)
+        self.context = UserContext(self.recorder, self.client_factory, options.host, self.locust)
+        self.runner = Runner(user_classes, self.context, options.stop_timeout, iterations=options.iterations)
+        self.hooks = ProcessHooks(self.locust, controls or WorkerControls(self.runner))
         self.monitor = ProcessMonitor()
         self.watchdog = StallWatch(self.runner.running, options.stall_timeout, worker_id)
         self.blocking: BlockingMonitor | None = None
@@ -109,6 +121,9 @@ class Environment:
         self.runner.set_rate(rate, self._max_users or 1000, self._pre_allocate)
 
     def flush(self) -> StatsDelta:
+        runner = self.runner
+        if not self.hooks.spawned and runner.user_count and runner.user_count >= sum(runner.target.values()):
+            self.hooks.spawning_complete(runner.user_count)
         cpu, rss = self.monitor.sample()
         delta = self.recorder.flush()
         self.watchdog.progress(delta.requests)
@@ -158,10 +173,34 @@ class Environment:
         return warnings
 
     def stop(self, timeout: float) -> None:
+        self.hooks.test_stopping()
         self.runner.stop(timeout)
+        self.hooks.test_stop()
 
     def close(self) -> None:
         self.client_factory.close_all()
+
+
+def uses_events() -> bool:
+    """Whether the script may listen to ``events.request`` (it imported Locust's names or loadgen's events)."""
+    import sys
+
+    import loadgen
+
+    return events.request.listeners > 0 or "locust" in sys.modules or "events" in vars(loadgen)
+
+
+def locust_environment(options: TestOptions, user_classes: Mapping[str, type[User]],
+                       script: Script | None) -> LocustEnvironment:
+    """Locust's ``environment`` for this process's users and the script's hooks."""
+    values = script.script_options if script is not None else dict(options.extra.get("script_options") or {})
+    environment = LocustEnvironment(host=options.host, parsed_options=parsed_options(options.to_dict(), values),
+                                    user_classes=list(user_classes.values()),
+                                    shape=script.shape if script is not None else None,
+                                    locustfile=options.file or "")
+    environment.reset_stats = options.reset_stats
+    environment.stop_timeout = options.stop_timeout
+    return environment
 
 
 def client_settings(options: TestOptions) -> ClientSettings:

@@ -23,7 +23,7 @@ class Runner:
     """Holds the users of one process and moves them towards a target."""
 
     def __init__(self, user_classes: Mapping[str, type[User]], context: UserContext,
-                 stop_timeout: float = 10.0) -> None:
+                 stop_timeout: float = 10.0, iterations: int | None = None) -> None:
         self.user_classes = dict(user_classes)
         self.context = context
         self.recorder = context.recorder
@@ -40,6 +40,8 @@ class Runner:
         self.placement = Placement()
         self.stop_rate = 0.0  # users a second to stop when above target (0: at once): set by a handover
         self.suspended = False  # fenced: no users run until resume()
+        self.iterations = iterations  # -i: the fleet's tasks in all; this process runs its slot's share
+        self._iterations_left: int | None = None
 
     # ---- closed model ------------------------------------------------------------------------------------
     @property
@@ -85,6 +87,8 @@ class Runner:
             last = now
             surplus, stop_credit = self._trim_surplus(stop_credit if self.stop_rate else None)
             deficit = {n: self.target[n] - len(r) for n, r in self.records.items() if self.target[n] > len(r)}
+            if self._iterations_left == 0:
+                deficit = {}  # -i reached: the users that finished are not replaced
             if not deficit and not surplus:
                 return
             held = now > placement.run_until  # the lease lapsed: the fence is about to stop everyone
@@ -163,6 +167,8 @@ class Runner:
                     return
                 if pacing:
                     next_slot = time.monotonic()
+            if self.iterations is not None and not self._take_iteration():
+                return  # -i reached: this user is done
             if not run_task(record, recorder) or record.stopping:
                 return
             if record.again:  # RescheduleTaskImmediately: no wait (a paced user starts a new grid from now)
@@ -183,11 +189,29 @@ class Runner:
                 gevent.sleep(delay if delay > 0 else 0)
             else:
                 try:
-                    delay = wait_seconds(wait_time, user)
+                    owner = record.wait_owner() if record.task_sets else user
+                    delay = wait_seconds(wait_time if owner is user else owner.wait_time, owner)
                 except Exception as exc:  # noqa: BLE001 - a broken wait_time is data; fall back to 1 s
                     recorder.record_exception(f"{record.cls_name}.wait_time", exc)
                     delay = 1.0
                 gevent.sleep(delay)
+
+    def _take_iteration(self) -> bool:
+        """One task of the -i budget: this process's share of the fleet's (by its slot), taken once."""
+        left = self._iterations_left
+        if left is None:
+            total, placement = self.iterations or 0, self.placement
+            slots = max(1, placement.slots)
+            left = total // slots + (1 if placement.slot < total % slots else 0)
+        if left <= 0:
+            self._iterations_left = 0
+            return False
+        self._iterations_left = left - 1
+        return True
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
 
     def _hold(self, record: UserRecord) -> None:
         placement = self.placement

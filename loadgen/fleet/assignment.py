@@ -58,6 +58,17 @@ class Assignment:
         env.runner.placement.run_until = lease.until
         self._greenlets = [gevent.spawn(self._stats_loop), gevent.spawn(self._fence_loop)]
 
+    def started(self) -> None:
+        """The script's test_start listeners (a machine's children fire their own)."""
+        hooks = getattr(self.env, "hooks", None)
+        if hooks is not None:
+            hooks.test_start()
+
+    def _quit(self) -> None:
+        hooks = getattr(self.env, "hooks", None)
+        if hooks is not None:
+            hooks.quitting()
+
     # ---- desired state -----------------------------------------------------------------------------------
     def apply(self, message: Target | Rate) -> None:
         """Run the master's newest desired state (an older or repeated one changes nothing)."""
@@ -174,6 +185,7 @@ class Assignment:
             self._take_delta(final=True)
             self.env.close()
             self.push(reconnected=True)
+            self._quit()
 
     def wait_delivered(self, timeout: float) -> bool:
         """Resend until the master has acknowledged everything (the final delta included), for ``timeout``."""
@@ -191,3 +203,4 @@ class Assignment:
             self.env.stop(0.0)
         finally:
             self.env.close()
+            self._quit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from typing import Any
 
 import gevent
 
@@ -31,7 +32,8 @@ class Preparation:
         # in a helper thread: the loop goes on (heartbeats keep flowing) while a slow script imports
         script = gevent.get_hub().threadpool.apply(self._load_script, (message, options))
         env = Environment(script.user_classes, options, open_model=options.arrival_rate is not None,
-                          watch_cpu=False, worker_id=self.worker_id)
+                          watch_cpu=False, worker_id=self.worker_id, script=script)
+        env.hooks.init()  # the script's init listeners, on the loop (the import ran beside it)
         for kind, text, key in env.preflight(options.plan()):
             warn(kind, text, key)
         return env
@@ -39,13 +41,18 @@ class Preparation:
     def _load_script(self, message: Start, options: TestOptions) -> Script:
         if self.script_path is not None:
             return load_script(self.script_path, options.user_classes, tags=options.tags,
-                               exclude_tags=options.exclude_tags)
+                               exclude_tags=options.exclude_tags, script_values=self._values(options))
         if not message.script_files:
             raise UsageError("the master sent no script and this worker has none: start it with -f")
         self._script_dir = tempfile.mkdtemp(prefix=f"{SCRIPT_DIR_PREFIX}{os.getpid()}-")
         path = unpack_script(self._script_dir, message.script_files, message.script_name)
         return load_script(path, options.user_classes, module_name=f"loadgen_shipped_{message.test_id[:8]}",
-                           tags=options.tags, exclude_tags=options.exclude_tags)
+                           tags=options.tags, exclude_tags=options.exclude_tags, script_values=self._values(options))
+
+    @staticmethod
+    def _values(options: TestOptions) -> dict[str, Any]:
+        """The script's own option values, as the master parsed them."""
+        return dict(options.extra.get("script_options") or {})
 
     def clean(self) -> None:
         """Forget a shipped script: its folder, its sys.path entry and the modules imported from it (a worker

@@ -348,6 +348,7 @@ class Worker:
         self.assignment = Assignment(message.test_id, env, self.send, self.lease, self.clock, self.worker_id,
                                      histograms_every=message.histograms_every)
         self.send(Started(test_id=message.test_id, run=self.assignment.run))
+        self.assignment.started()
         self.beat()  # the answer grants the lease: no user runs before
 
     def _warn(self, kind: str, message: str, key: str) -> None:

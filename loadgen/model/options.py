@@ -30,6 +30,9 @@ class TestOptions:
     tags: tuple[str, ...] = ()  # only tasks with one of these tags (``@tag``)
     exclude_tags: tuple[str, ...] = ()  # no task with one of these
     stop_timeout: float = 10.0
+    iterations: int | None = None  # -i: stop after this many tasks in all (closed model)
+    reset_stats: bool = False  # --reset-stats: the stats start again once the users are all running
+    script_args: tuple[str, ...] = ()  # the words for the script's own options, and class names
     exit_code_on_error: int = 1
     allow_empty: bool = False
     # load models
@@ -70,6 +73,8 @@ class TestOptions:
     web_key: str | None = None
     prometheus: str | None = None
     quiet: bool = False
+    csv_full_history: bool = False  # --csv-full-history: PREFIX_stats_history.csv, every endpoint every second
+    logfile: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +93,8 @@ class TestOptions:
         values = {k: v for k, v in data.items() if k in names}
         values["user_classes"] = tuple(values.get("user_classes", ()))
         values["thresholds"] = tuple(values.get("thresholds", ()))
+        for key in ("tags", "exclude_tags", "script_args"):
+            values[key] = tuple(values.get(key, ()))
         return cls(**values)
 
     # ---- validation and derived records -----------------------------------------------------------------
@@ -113,6 +120,14 @@ class TestOptions:
             raise UsageError("--client-key needs --client-cert")
         if self.tls_max not in (None, "1.2", "1.3"):
             raise UsageError(f"--tls-max {self.tls_max!r}: use 1.2 or 1.3")
+        if self.iterations is not None and self.iterations < 1:
+            raise UsageError(f"-i/--iterations {self.iterations}: give a whole number >= 1")
+        if self.iterations is not None and self.arrival_rate is not None:
+            raise UsageError("-i/--iterations counts the users' tasks (closed model): with --arrival-rate, "
+                             "bound the test with -t")
+        if self.csv_full_history:
+            raise UsageError("--csv-full-history: loadgen keeps one row per second for the whole test "
+                             "(--csv PREFIX writes PREFIX_timeline.csv), not one per endpoint; drop the flag")
         if self.stop_timeout < 0:
             raise UsageError("--stop-timeout must be >= 0, e.g. --stop-timeout 10s")
         if self.dns_server:
@@ -139,7 +154,8 @@ class TestOptions:
             arrival_rate=self.arrival_rate, max_users=max_users, pre_allocate=self.pre_allocate,
             stages=stages, stop_timeout=self.stop_timeout, thresholds=tuple(thresholds),
             abort_on_threshold=self.abort_on_threshold, exit_code_on_error=self.exit_code_on_error,
-            allow_empty=self.allow_empty, quiet_after=self.stall_timeout,
+            allow_empty=self.allow_empty, quiet_after=self.stall_timeout, iterations=self.iterations,
+            reset_stats=self.reset_stats,
         )
 
     def for_report(self) -> dict[str, Any]:

@@ -29,6 +29,8 @@ class TestPlan:
     exit_code_on_error: int = EXIT_FAILURES
     allow_empty: bool = False  # a test that recorded nothing exits 0, not EXIT_EMPTY
     quiet_after: float = 30.0  # tasks that record nothing for this long: the test is blind (the stall timeout)
+    iterations: int | None = None  # -i: the test ends when this many tasks have run, in all
+    reset_stats: bool = False  # --reset-stats: the stats start again once every user is running
 
     @property
     def open_model(self) -> bool:

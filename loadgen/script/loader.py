@@ -12,7 +12,11 @@ from types import ModuleType
 from typing import Any
 
 from loadgen.model.errors import ScriptError, UsageError
+from loadgen.script.events import events
+from loadgen.script.locust_modules import locust_names
+from loadgen.script.options import parse_script_args
 from loadgen.script.tags import selected
+from loadgen.script.tasksets import TaskSet, is_task_set
 from loadgen.script.users import User
 
 
@@ -26,12 +30,16 @@ class Script:
     shape: Any = None
     source: bytes = b""
     extra_files: dict[str, bytes] = field(default_factory=dict)
+    script_options: dict[str, Any] = field(default_factory=dict)  # the values of its own options
 
 
 def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module_name: str | None = None,
-                tags: tuple[str, ...] = (), exclude_tags: tuple[str, ...] = ()) -> Script:
+                tags: tuple[str, ...] = (), exclude_tags: tuple[str, ...] = (), script_args: tuple[str, ...] = (),
+                script_values: dict[str, Any] | None = None) -> Script:
     """Import ``path`` and return its user classes (all non-abstract ones, or those named), with only the
-    tasks ``tags``/``exclude_tags`` keep (a class left with none is left out)."""
+    tasks ``tags``/``exclude_tags`` keep (a class left with none is left out). ``script_args``: the words
+    for the script's own options (``init_command_line_parser``), and class names; ``script_values``: their
+    values as parsed already (a master's, on a worker)."""
     if not path:
         raise ScriptError("no script given: pass -f/--file path/to/script.py")
     if os.path.isdir(path):
@@ -45,7 +53,14 @@ def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module
         raise ScriptError(f"script {path!r} is not a .py file: give -f a Python file")
     with open(path, "rb") as handle:
         source = handle.read()
-    module = _import(path, source, module_name)
+    events.reset()
+    with locust_names():
+        module = _import(path, source, module_name)
+    values, named = parse_script_args(script_args)  # the script's parser hooks run in every process
+    class_names = tuple(class_names) + named
+    if script_values is not None:  # a master's values win on its workers (as Locust ships parsed options)
+        values.update(script_values)
+    script_values = values
     classes = {
         name: value
         for name, value in vars(module).items()
@@ -64,18 +79,21 @@ def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module
             raise ScriptError(f"user class {name} in {path} has no tasks: decorate a method with @task")
     if tags or exclude_tags:
         classes = _tagged(classes, tags, exclude_tags, path)
-    return Script(path=path, module=module, user_classes=classes, shape=_find_shape(module), source=source)
+    return Script(path=path, module=module, user_classes=classes, shape=_find_shape(module), source=source,
+                  script_options=dict(script_values))
 
 
 def _tagged(classes: dict[str, type[User]], tags: tuple[str, ...], exclude_tags: tuple[str, ...],
             path: str) -> dict[str, type[User]]:
-    """Each class with the tasks the tag filters keep, as a subclass of its own; classes left with none go."""
+    """Each class with the tasks the tag filters keep, as a subclass of its own; classes left with none go.
+    A task set is kept with the tasks it keeps (tags on a task set class are its tasks' tags)."""
     kept: dict[str, type[User]] = {}
+    memo: dict[type, type | None] = {}
     for name, cls in classes.items():
-        table = selected(cls._task_table, tags, exclude_tags)
+        table = _kept_tasks(cls._task_table, tags, exclude_tags, frozenset(), memo)
         if not table:
             continue
-        if len(table) != len(cls._task_table):
+        if table != cls._task_table:
             sub: type[User] = type(name, (cls,), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
             sub._task_table = table
             cls = sub
@@ -84,6 +102,35 @@ def _tagged(classes: dict[str, type[User]], tags: tuple[str, ...], exclude_tags:
         shown = ", ".join(f"-T {t}" for t in tags) + "".join(f" -E {t}" for t in exclude_tags)
         raise UsageError(f"no task of {path} is left by {shown.strip()}: tag tasks with @tag('name') or "
                          "change the tags")
+    return kept
+
+
+def _kept_tasks(table: list[tuple[str, Any]], tags: tuple[str, ...], exclude_tags: tuple[str, ...],
+                inherited: frozenset[str], memo: dict[type, type | None]) -> list[tuple[str, Any]]:
+    from loadgen.script.markov import MarkovTaskSet
+    from loadgen.script.tags import TAGS_ATTRIBUTE
+
+    kept: list[tuple[str, Any]] = []
+    for name, task in table:
+        if not is_task_set(task):
+            if selected([(name, task)], tags, exclude_tags, inherited):
+                kept.append((name, task))
+            continue
+        if task not in memo:
+            if issubclass(task, MarkovTaskSet):
+                memo[task] = task  # a Markov chain is kept whole (its tasks cannot be tagged)
+            else:
+                own = inherited | frozenset(getattr(task, TAGS_ATTRIBUTE, ()))
+                inner = _kept_tasks(task._task_table, tags, exclude_tags, own, memo)
+                sub: type[TaskSet] | None = None
+                if inner:
+                    sub = type(task.__name__, (task,), {"__module__": task.__module__,
+                                                        "__qualname__": task.__qualname__})
+                    sub._task_table = inner
+                memo[task] = sub
+        found = memo[task]
+        if found is not None:
+            kept.append((name, found))
     return kept
 
 

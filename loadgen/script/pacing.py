@@ -97,3 +97,20 @@ def phase(index: int, interval: float) -> float:
 def _check_non_negative(name: str, value: float) -> None:
     if value < 0:
         raise ValueError(f"{name}({value}): wait times cannot be negative")
+
+
+class _Exponential:
+    __slots__ = ("rate",)
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def __call__(self, user: Any = None) -> float:
+        return random.expovariate(self.rate)
+
+
+def poisson(rate: float) -> WaitTime:
+    """Waits drawn from an exponential distribution of mean ``1/rate`` s: tasks arrive as a Poisson process."""
+    if rate <= 0:
+        raise ValueError(f"poisson({rate}): the rate must be above zero")
+    return _Exponential(rate)

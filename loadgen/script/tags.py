@@ -26,13 +26,14 @@ def tag(*names: str) -> Callable[[Any], Any]:
     return mark
 
 
-def selected(table: Sequence[tuple[str, Any]], include: Iterable[str] = (), exclude: Iterable[str] = ()
-             ) -> list[tuple[str, Any]]:
-    """The entries of a task table that the tag filters keep (the weights stay as repeated entries)."""
-    wanted, unwanted = set(include), set(exclude)
+def selected(table: Sequence[tuple[str, Any]], include: Iterable[str] = (), exclude: Iterable[str] = (),
+             inherited: Iterable[str] = ()) -> list[tuple[str, Any]]:
+    """The entries of a task table that the tag filters keep (the weights stay as repeated entries);
+    ``inherited``: tags every entry has (those of the task set holding them)."""
+    wanted, unwanted, common = set(include), set(exclude), set(inherited)
     kept = []
     for name, func in table:
-        tags: set[str] = getattr(func, TAGS_ATTRIBUTE, set())
+        tags: set[str] = set(getattr(func, TAGS_ATTRIBUTE, ())) | common
         if wanted and not tags & wanted:
             continue
         if tags & unwanted:

@@ -11,6 +11,8 @@ import gevent
 
 from loadgen.client.factory import ClientFactory
 from loadgen.script.pacing import WaitTime, constant
+from loadgen.script.rest import RestMixin
+from loadgen.script.task_tables import build_table
 from loadgen.script.timing import IterationTiming
 from loadgen.stats.recorder import Recorder
 
@@ -20,13 +22,13 @@ TaskFunc = Callable[[Any], Any]
 def task(weight: int | Callable = 1) -> Any:
     """Mark a method as a task; ``@task`` or ``@task(weight)``."""
     if callable(weight):
-        weight.task_weight = 1  # type: ignore[attr-defined]
+        weight.task_weight = weight.locust_task_weight = 1  # type: ignore[attr-defined]
         return weight
-    if not isinstance(weight, int) or weight < 0:
+    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
         raise ValueError(f"@task({weight!r}): the weight must be a whole number >= 0")
 
     def mark(func: Callable) -> Callable:
-        func.task_weight = weight  # type: ignore[attr-defined]
+        func.task_weight = func.locust_task_weight = weight  # type: ignore[attr-defined]
         return func
 
     return mark
@@ -48,10 +50,11 @@ class UserContext:
     """What the runner gives every user: the recorder, the client factory and defaults."""
 
     def __init__(self, recorder: Recorder, client_factory: ClientFactory | None = None,
-                 host: str | None = None) -> None:
+                 host: str | None = None, environment: Any = None) -> None:
         self.recorder = recorder
         self.client_factory = client_factory
         self.host = host
+        self.environment = environment  # Locust's Environment view (script/locust_env.py), if built
 
 
 class User:
@@ -69,25 +72,28 @@ class User:
         super().__init_subclass__(**kwargs)
         if "abstract" not in cls.__dict__:
             cls.abstract = False
-        table: list[tuple[str, TaskFunc]] = []
-        declared = cls.__dict__.get("tasks")
-        if isinstance(declared, dict):
-            for func, weight in declared.items():
-                table.extend([(func.__name__, func)] * int(weight))
-        elif declared:
-            table.extend((func.__name__, func) for func in declared)
-        for klass in reversed(cls.__mro__):
-            for name, value in vars(klass).items():
-                weight = getattr(value, "task_weight", None)
-                if weight is not None and callable(value):
-                    table = [(n, f) for n, f in table if n != name]
-                    table.extend([(name, value)] * weight)
-        cls._task_table = table
+        cls._task_table = build_table(cls, lambda base: getattr(base, "_task_table", []))
 
     def __init__(self, context: UserContext) -> None:
-        self.context = context
+        self._context = context
         self.recorder = context.recorder
         self.timing = IterationTiming()  # written by the runner, read by the client and measure()
+
+    @property
+    def environment(self) -> Any:
+        """Locust's ``self.environment``: host, parsed options, runner, stats, events."""
+        return self._context.environment
+
+    def context(self) -> dict[str, Any]:
+        """Locust's ``context()``: extra keys for this user's request events (override it)."""
+        return {}
+
+    def wait(self) -> None:
+        """Sleep this user's wait time now (inside a task)."""
+        from loadgen.script.pacing import Pacing, wait_seconds
+
+        wait_time = self.wait_time
+        gevent.sleep(wait_time.interval if isinstance(wait_time, Pacing) else wait_seconds(wait_time, self))
 
     def on_start(self) -> None:
         """Called once when the user starts."""
@@ -132,7 +138,7 @@ class User:
                                      self.timing.take_queued_us())
 
 
-class HttpUser(User):
+class HttpUser(User, RestMixin):
     """A user with an HTTP(S) ``client`` (keep-alive by default)."""
 
     abstract = True
@@ -142,7 +148,7 @@ class HttpUser(User):
 
     def __init__(self, context: UserContext) -> None:
         super().__init__(context)
-        host = self.host or context.host
+        host = context.host or self.host  # -H wins over the class's host, as in Locust
         if not host:
             raise ValueError(
                 f"{type(self).__name__} has no host: pass -H/--host or set `host` on the class"

@@ -67,6 +67,7 @@ class Aggregate:
         self._latency_total = SpanHistogram()  # every request's latency, kept as deltas arrive
         self.overflowed: list[tuple[str, str]] = []  # examples of names counted in the other-endpoints rows
         self._rows: RowCache = {}  # the live snapshot's endpoint rows, until their histograms change
+        self.stats_reset_at: float | None = None  # --reset-stats: seconds into the test
 
     # ---- input -------------------------------------------------------------------------------------------
     def restart_clock(self) -> None:
@@ -272,6 +273,17 @@ class Aggregate:
         self._second = Window()
         self.new_errors = ErrorTable()
         return snapshot
+
+    def reset_stats(self) -> None:
+        """--reset-stats: the endpoints, errors and latencies start again (the timeline and counts of the
+        fleet's own health go on)."""
+        self.entries = {}
+        self.errors = ErrorTable()
+        self.new_errors = ErrorTable()
+        self._latency_total = SpanHistogram()
+        self._rows = {}
+        self.exceptions = 0
+        self.stats_reset_at = round(self.elapsed(), 3)
 
     # ---- output ------------------------------------------------------------------------------------------
     def total_histogram(self, service: bool = False) -> SpanHistogram:
