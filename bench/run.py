@@ -56,6 +56,12 @@ def _walls_table(results: dict[str, Any]) -> list[str]:
     return walls.walls_table(results)
 
 
+def _tasksets_table(results: dict[str, Any]) -> list[str]:
+    import tasksets
+
+    return tasksets.table(results)
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -303,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="2 s loadgen vs lean over HTTP, no Locust, no k6 (CI)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--duration", type=float, default=None, help="seconds per throughput run")
-    parser.add_argument("--sections", default="throughput,memory,accuracy,master,walls")
+    parser.add_argument("--sections", default="throughput,memory,accuracy,master,walls,tasksets")
     parser.add_argument("--no-locust", action="store_true", help="skip everything that needs Locust")
     parser.add_argument("--no-k6", action="store_true", help="leave k6 out of the throughput section")
     parser.add_argument("--out", default=str(BENCH / "results"), help="where JSON and latest.md go")
@@ -412,13 +418,25 @@ def main(argv: list[str] | None = None) -> int:
         results["walls"] = walls.run_walls(list(walls.SCENARIOS), quick=args.quick, locust=use_locust, log=log)
         md += ["## The four walls (bench/walls.py)", ""] + walls.walls_table(results["walls"])
 
+    if "tasksets" in sections:
+        if use_locust:
+            log("tasksets")
+            import tasksets
+
+            results["tasksets"] = tasksets.run_tasksets(2, 6.0 if args.quick else 12.0, log=log)
+            md += ["## TaskSets: one locustfile, loadgen and Locust (bench/tasksets.py)", ""] \
+                + tasksets.table(results["tasksets"]) + [""]
+        else:
+            log("tasksets: skipped (it compares loadgen with Locust, which is not run)")
+
     # sections not run this time: keep their last figures in latest.md, marked as such
     renderers = {"throughput": ("## Throughput", throughput_table),
                  "memory": ("## Memory (HTTPS, one keep-alive connection per user, constant_throughput(0.1))",
                             memory.table),
                  "accuracy": ("## Accuracy", accuracy.table),
                  "master": ("## Master load (one delta a second per host, 20 endpoints)", master_table),
-                 "walls": ("## The four walls (bench/walls.py)", _walls_table)}
+                 "walls": ("## The four walls (bench/walls.py)", _walls_table),
+                 "tasksets": ("## TaskSets: one locustfile, loadgen and Locust (bench/tasksets.py)", _tasksets_table)}
     for name, (title, render) in renderers.items():
         old = out / f"{name}.json"
         if name not in results and old.exists() and not args.smoke:
