@@ -16,6 +16,7 @@ from loadgen.model.schedules import Schedule, StageRamp, Steady
 from loadgen.outputs import ConsoleOutput, write_reports
 from loadgen.outputs.live import attach_outputs
 from loadgen.script.loader import Script, load_script
+from loadgen.script.locust_modules import LOCUST_NOTE
 from loadgen.script.process_hooks import ProcessHooks
 from loadgen.script.shapes import ShapeSchedule
 from loadgen.stats.aggregate import Aggregate
@@ -40,6 +41,8 @@ def prepare(options: TestOptions) -> Prepared:
         options.user_classes = tuple(script.user_classes)
         options.script_args = ()
     options.extra["script_options"] = script.script_options
+    if script.locust:
+        print(LOCUST_NOTE, file=sys.stderr, flush=True)
     schedule: Schedule
     if plan.stages:
         schedule = StageRamp(plan.stages, plan.open_model, plan.spawn_rate)

@@ -4,7 +4,6 @@ counts, the test's state, and ``quit()``/``stop()`` as a stop request."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from loadgen.control.controller import Controller
 from loadgen.stats.aggregate import Aggregate
@@ -58,9 +57,6 @@ class ControllerControls:
             return 1
         return sum(1 for row in self._aggregate.workers.values() if row.state != "lost")
 
-    def send_message(self, name: str, data: Any, client_id: str | None) -> None:
-        raise NotImplementedError("custom messages between master and workers are not carried yet "
-                                  "(docs/from-locust.md)")
 
     def stats_source(self) -> Aggregate:
         return self._aggregate

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from loadgen.control.controller import Controller, Report
 from loadgen.control.launch import execute, prepare
@@ -11,11 +13,15 @@ from loadgen.control.locust_controls import ControllerControls
 from loadgen.engine.environment import locust_environment
 from loadgen.fleet.keyring import insecure_warning
 from loadgen.fleet.master import Master
+from loadgen.fleet.protocol import REPORT
 from loadgen.fleet.security import CurveKeys
 from loadgen.model.options import TestOptions
 from loadgen.outputs import ConsoleOutput
+from loadgen.script.events import events
 from loadgen.script.process_hooks import ProcessHooks
 from loadgen.stats.aggregate import Aggregate
+
+log = logging.getLogger("loadgen.master")
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,24 @@ def run_master(options: TestOptions, fleet: FleetOptions, console: ConsoleOutput
 
     controls = ControllerControls("master", aggregate)
     hooks = ProcessHooks(locust_environment(options, prepared.script.user_classes, prepared.script), controls)
+    connect_custom(master, hooks)
     return execute(options, prepared, master, aggregate, run, console=console, cleanup=master.close,
                    hooks=(hooks, controls))
+
+
+def connect_custom(master: Master, hooks: ProcessHooks) -> None:
+    """The script's custom messages (``runner.send_message``/``register_message``) and ``worker_report``."""
+    runner = hooks.environment.runner
+    assert runner is not None
+    runner.connect(master.custom.send)
+
+    def received(worker_id: str, name: str, data: Any) -> None:
+        if name == REPORT:
+            events.worker_report.fire(client_id=worker_id, data=data if isinstance(data, dict) else {})
+        elif not runner.deliver(name, data, worker_id):
+            log.warning("custom message %r from %s: no handler registered", name, worker_id)
+
+    master.custom.receiver = received
 
 
 def _announce_security(fleet: FleetOptions) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import gevent
 
@@ -66,8 +65,6 @@ class SingleUserControls:
     def worker_count(self) -> int:
         return 1
 
-    def send_message(self, name: str, data: Any, client_id: str | None) -> None:
-        pass
 
     def stats_source(self) -> None:
         return None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import gevent
 
 from loadgen.engine.runner import Runner
@@ -43,9 +41,6 @@ class WorkerControls:
     def worker_count(self) -> int:
         return self._runner.placement.slots
 
-    def send_message(self, name: str, data: Any, client_id: str | None) -> None:
-        raise NotImplementedError("custom messages between master and workers are not carried yet "
-                                  "(docs/from-locust.md)")
 
     def stats_source(self) -> None:
         """A worker's own stats are not kept apart from what it ships (the master's are the test's)."""

@@ -7,21 +7,25 @@ again towards the desired state and every delta the master has not acknowledged 
 
 from __future__ import annotations
 
+import logging
 import random
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import gevent
 
 from loadgen.fleet.lease import Lease, MasterClock
 from loadgen.fleet.local_test import LocalTest
 from loadgen.fleet.outbox import Outbox
-from loadgen.fleet.protocol import Event, Message, Rate, Stats, Target, Warning_
+from loadgen.fleet.protocol import REPORT, Custom, Event, Message, Rate, Stats, Target, Warning_
+from loadgen.script.events import events
 from loadgen.stats.cadence import HistogramCadence
 from loadgen.stats.wire import Wire, encode_delta
 
+log = logging.getLogger("loadgen.fleet.assignment")
 FENCE_CHECK = 0.05  # seconds between lease checks
 CLOCK_REALIGN = 0.002  # a better clock estimate this far off moves the arrival grid
 
@@ -59,10 +63,26 @@ class Assignment:
         self._greenlets = [gevent.spawn(self._stats_loop), gevent.spawn(self._fence_loop)]
 
     def started(self) -> None:
-        """The script's test_start listeners (a machine's children fire their own)."""
+        """The script's test_start listeners, and its custom messages to the master (a machine's children
+        fire their own)."""
         hooks = getattr(self.env, "hooks", None)
         if hooks is not None:
+            hooks.environment.runner.connect(lambda name, data, client_id: self._send(Custom(name=name, data=data)))
             hooks.test_start()
+
+    def deliver(self, message: Custom) -> None:
+        """A custom message from the master: the handler the script registered for its name."""
+        hooks = getattr(self.env, "hooks", None)
+        if hooks is not None and not hooks.environment.runner.deliver(message.name, message.data, "master"):
+            log.warning("custom message %r from the master: no handler registered", message.name[:200])
+
+    def _report_to_master(self) -> None:
+        """``report_to_master`` listeners add to a dict sent with each delta (to the master's worker_report)."""
+        if events.report_to_master.listeners:
+            data: dict[str, Any] = {}
+            events.report_to_master.fire(client_id=self.label, data=data)
+            if data:
+                self._send(Custom(name=REPORT, data=data))
 
     def _quit(self) -> None:
         hooks = getattr(self.env, "hooks", None)
@@ -154,6 +174,7 @@ class Assignment:
         delta = self.cadence.pace(self.env.flush(), final)
         start, self._last_flush = self._last_flush, now
         self.outbox.add(encode_delta(delta), self.clock.master_time(start), self.clock.master_time(now), final)
+        self._report_to_master()
 
     def push(self, reconnected: bool = False, force: bool = False) -> None:
         """Send what is due, unless the lease has lapsed (then it waits, and may be merged); ``force``: the

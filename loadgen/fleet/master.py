@@ -14,6 +14,7 @@ import gevent
 
 from loadgen.fleet.acks import answer, lost_text, pause_text
 from loadgen.fleet.closing import close_accounts, drain, wait_for_finals
+from loadgen.fleet.custom import CustomMessages
 from loadgen.fleet.distributor import Distributor
 from loadgen.fleet.gate import Gate
 from loadgen.fleet.intake import Intake
@@ -24,6 +25,7 @@ from loadgen.fleet.peers import ACTIVE, Peer, PeerState
 from loadgen.fleet.protocol import (
     PROTOCOL_VERSION,
     Bye,
+    Custom,
     Event,
     FrameError,
     Heartbeat,
@@ -62,14 +64,10 @@ MAX_EVENTS = 10_000
 
 
 class Master:
-    """Accepts workers, ships tests to them, rebalances on loss and join, merges their deltas.
-
-    Every frame is stamped (liveness) and handled in the receive greenlet; deltas are merged by the intake's
-    own greenlet. Liveness is checked four times a heartbeat by the watch greenlet, so a silent worker is
-    marked lost (and its users handed to the others) ``heartbeat_timeout`` after its last frame. Its users
-    stopped before that: each answer to a heartbeat is a lease of ``heartbeat_timeout - 1`` s
-    (``fleet.lease``), and a worker whose lease lapses stops them.
-    """
+    """Accepts workers, ships tests to them, rebalances on loss and join, merges their deltas. Frames are
+    stamped (liveness) and handled in the receive greenlet; the intake's greenlet merges deltas. A worker
+    silent for ``heartbeat_timeout`` is lost (its users go to the others); its users stopped before that,
+    as each answer to a heartbeat is a lease of ``heartbeat_timeout - 1`` s (``fleet.lease``)."""
 
     def __init__(self, bind: str, options: TestOptions, script: Script, aggregate: Aggregate,
                  heartbeat_interval: float = 1.0, heartbeat_timeout: float = 3.0,
@@ -96,12 +94,12 @@ class Master:
         self.router = Router(bind, keys)
         self.endpoint = self.router.endpoint
         self.gate = Gate(self.master_id, self.send, clock)
+        self.custom = CustomMessages(self.peers, self.send)  # the script's own messages, either way
         self.script_name, self.script_files = script_files(script.path if not script.path.endswith("__init__.py")
                                                            else os.path.dirname(script.path))
         self._greenlets = [gevent.spawn(self.router.receive_loop, self._on_frames), gevent.spawn(self._heartbeat_loop),
                            gevent.spawn(self._watch_loop), self.intake._greenlet]
 
-    # ---- transport ---------------------------------------------------------------------------------------
     def send(self, peer: Peer | bytes, message: Message) -> None:
         self.router.send(peer.identity if isinstance(peer, Peer) else peer, message)
 
@@ -197,6 +195,8 @@ class Master:
                 self._worker_warnings += 1
                 key = (message.key or message.message)[:200]
                 self._pending_warnings.append(Notice(message.kind[:20], message.message[:1000], key))
+        elif isinstance(message, Custom):
+            self.custom.received(peer, message)
         elif isinstance(message, Bye):
             if peer.state in (PeerState.RUNNING, PeerState.STARTING, PeerState.IDLE, PeerState.LOST):
                 was = self._move(peer, PeerState.DONE)

@@ -119,6 +119,19 @@ class Bye(Message):
     reason: str = ""
 
 
+@dataclass
+class Custom(Message):
+    """A script's own message (Locust's ``runner.send_message``), either way; ``report_to_master`` data goes
+    to the master as ``name == REPORT``."""
+
+    type: ClassVar[str] = "custom"
+    name: str
+    data: Any = None
+
+
+REPORT = "loadgen:report_to_master"
+
+
 # ---- master → worker --------------------------------------------------------------------------------------
 @dataclass
 class Welcome(Message):
@@ -214,7 +227,7 @@ class Ack(Message):
 MESSAGES: dict[str, type[Message]] = {
     cls.type: cls
     for cls in (Hello, Heartbeat, Stats, Started, Warning_, Event, Bye, Welcome, Reject, Start, Target, Rate, Stop, Quit,
-                MasterHeartbeat, Ack)
+                MasterHeartbeat, Ack, Custom)
 }
 _FIELDS = {name: {f.name: f for f in dataclasses.fields(cls)} for name, cls in MESSAGES.items()}
 _REQUIRED = {

@@ -27,6 +27,7 @@ from loadgen.fleet.protocol import (
     PROTOCOL_VERSION,
     Ack,
     Bye,
+    Custom,
     FrameError,
     Heartbeat,
     Hello,
@@ -56,14 +57,11 @@ FINAL_DELIVERY = 5.0  # seconds a finishing worker resends its last delta until 
 
 
 class Worker:
-    """Connects to a master, runs tests it is given, streams deltas every second.
-
-    Users run only under a lease the master renews by answering heartbeats (``fleet.lease``): when the
-    answers stop, the users stop, before the master can hand them to anyone else. A worker that hears
-    nothing for ``master_timeout`` reconnects, keeping its test and its unacknowledged deltas for the same
-    master; a new master (another id) gets a fresh introduction. ``stay`` only decides what happens after a
-    test ends cleanly: exit (default) or wait for the next.
-    """
+    """Connects to a master, runs the tests it is given, streams deltas every second. Users run only under
+    a lease the master renews by answering heartbeats (``fleet.lease``): when answers stop, users stop before
+    the master can hand them to anyone else. Silent for ``master_timeout``: reconnect, keeping the test and
+    unacknowledged deltas for the same master (a new master id gets a fresh introduction). ``stay``: after a
+    test ends cleanly, wait for the next instead of exiting."""
 
     def __init__(self, master: str, script_path: str | None = None, heartbeat_interval: float = 1.0,
                  master_timeout: float = 10.0, stay: bool = False, keys: CurveKeys | None = None,
@@ -255,6 +253,9 @@ class Worker:
         elif isinstance(message, (Target, Rate)):
             if self.assignment is not None and message.test_id == self.test_id:
                 self.assignment.apply(message)
+        elif isinstance(message, Custom):
+            if self.assignment is not None:
+                self.assignment.deliver(message)
         elif isinstance(message, Stop):
             if message.test_id != self.test_id:
                 return
@@ -362,8 +363,7 @@ class Worker:
             self.request_quit(0)
 
     def _end_test(self, timeout: float, send_final: bool) -> None:
-        """Stop this test's users and (``send_final``) deliver its last delta, waiting a while for the
-        master's acknowledgement."""
+        """Stop this test's users; ``send_final``: deliver its last delta, waiting a while for the ack."""
         work = self.assignment
         if work is None:
             self._move(SessionState.IDLE)

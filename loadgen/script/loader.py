@@ -13,7 +13,7 @@ from typing import Any
 
 from loadgen.model.errors import ScriptError, UsageError
 from loadgen.script.events import events
-from loadgen.script.locust_modules import locust_names
+from loadgen.script.locust_modules import imports_locust, locust_names
 from loadgen.script.options import parse_script_args
 from loadgen.script.tags import selected
 from loadgen.script.tasksets import TaskSet, is_task_set
@@ -31,6 +31,7 @@ class Script:
     source: bytes = b""
     extra_files: dict[str, bytes] = field(default_factory=dict)
     script_options: dict[str, Any] = field(default_factory=dict)  # the values of its own options
+    locust: bool = False  # it imported Locust's names (``import locust`` answered by loadgen)
 
 
 def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module_name: str | None = None,
@@ -80,7 +81,7 @@ def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module
     if tags or exclude_tags:
         classes = _tagged(classes, tags, exclude_tags, path)
     return Script(path=path, module=module, user_classes=classes, shape=_find_shape(module), source=source,
-                  script_options=dict(script_values))
+                  script_options=dict(script_values), locust=imports_locust(source))
 
 
 def _tagged(classes: dict[str, type[User]], tags: tuple[str, ...], exclude_tags: tuple[str, ...],

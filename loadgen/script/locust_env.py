@@ -38,7 +38,6 @@ class RunnerControls(Protocol):
     def stop(self) -> None: ...
     def worker_index(self) -> int: ...
     def worker_count(self) -> int: ...
-    def send_message(self, name: str, data: Any, client_id: str | None) -> None: ...
     def stats_source(self) -> StatsSource | None: ...
 
 
@@ -162,6 +161,11 @@ class RunnerView:
         self._controls = controls
         self.environment = environment
         self._handlers: dict[str, Handler] = {}
+        self._sender: Callable[[str, Any, str | None], None] | None = None
+
+    def connect(self, sender: Callable[[str, Any, str | None], None]) -> None:
+        """How this process's custom messages leave it (a worker's to its master, a master's to workers)."""
+        self._sender = sender
 
     @property
     def stats(self) -> StatsView:
@@ -204,7 +208,10 @@ class RunnerView:
         if self._controls.kind == "local":
             self.deliver(name, data)
             return
-        self._controls.send_message(name, data, client_id)
+        if self._sender is None:
+            raise NotImplementedError("custom messages do not reach the processes of a `worker --processes N` "
+                                      "machine yet: run one worker per process")
+        self._sender(name, data, client_id)
 
     def deliver(self, name: str, data: Any, node_id: str | None = None) -> bool:
         """A custom message arrived: its handler runs; False when none is registered."""

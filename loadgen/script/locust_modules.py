@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -132,3 +133,16 @@ def locust_names() -> Iterator[None]:
     finally:
         if FINDER in sys.meta_path:
             sys.meta_path.remove(FINDER)
+
+
+LOCUST_IMPORT = re.compile(rb"^[ \t]*(?:from|import)[ \t]+locust\b", re.MULTILINE)
+
+
+def imports_locust(source: bytes) -> bool:
+    """Whether a script's source imports Locust's names (a locustfile)."""
+    return LOCUST_IMPORT.search(source) is not None
+
+
+LOCUST_NOTE = ("loadgen: running a Locust script (docs/from-locust.md): constant_pacing/constant_throughput keep a "
+               "fixed schedule and count missed starts, connections are kept alive and TLS sessions resumed, "
+               "percentiles come from histograms within 1 %, and a request that may have arrived is never resent")
