@@ -272,7 +272,7 @@ class Controller:
             previous = self._applied.users if isinstance(self._applied, UsersTarget) else target.users
             spawn_rate = max(target.spawn_rate, abs(target.users - previous) / RAMP_STEP + 1)
             self.aggregate.target_users = max(self.aggregate.target_users, target.users)
-            sent: LoadTarget = UsersTarget(target.users, spawn_rate)
+            sent: LoadTarget = UsersTarget(target.users, spawn_rate, target.classes)
         else:
             if isinstance(target, UsersTarget):
                 self.aggregate.target_users = target.users

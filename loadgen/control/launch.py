@@ -47,7 +47,7 @@ def prepare(options: TestOptions) -> Prepared:
     if plan.stages:
         schedule = StageRamp(plan.stages, plan.open_model, plan.spawn_rate)
     elif script.shape is not None:
-        schedule = ShapeSchedule(script.shape, plan.open_model, plan.spawn_rate)
+        schedule = ShapeSchedule(script.shape, plan.open_model, plan.spawn_rate, tuple(script.user_classes))
     else:
         schedule = Steady(plan.initial_target())
     return Prepared(plan, script, schedule)

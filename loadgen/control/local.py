@@ -29,7 +29,7 @@ class LocalFleet:
         if isinstance(target, RateTarget):
             self.env.set_rate(target.rate)
         else:
-            self.env.runner.set_users(target.users, target.spawn_rate)
+            self.env.runner.set_users(target.users, target.spawn_rate, target.classes)
 
     def collect(self) -> list[tuple[str, StatsDelta]]:
         return [(LOCAL_ID, self.env.flush())]

@@ -54,10 +54,10 @@ class Runner:
     def weights(self) -> dict[str, float]:
         return {name: cls.weight for name, cls in self.user_classes.items()}
 
-    def set_users(self, total: int, spawn_rate: float) -> None:
-        """Target ``total`` users split over classes by weight."""
+    def set_users(self, total: int, spawn_rate: float, classes: tuple[str, ...] = ()) -> None:
+        """Target ``total`` users split over classes (``classes``: only those) by weight."""
         fixed = {name: cls.fixed_count for name, cls in self.user_classes.items()}
-        self.set_target(class_counts(total, self.weights(), fixed), spawn_rate)
+        self.set_target(class_counts(total, self.weights(), fixed, classes), spawn_rate)
 
     def set_target(self, counts: Mapping[str, int], spawn_rate: float, handover: float = 0.0) -> None:
         """Target user counts per class, reached at ``spawn_rate`` users a second. With ``handover`` (seconds),

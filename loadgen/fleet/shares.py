@@ -41,7 +41,7 @@ def shares(test_id: str, workers: Sequence[str], target: LoadTarget, plan: TestP
             result_rates[w] = Rate(test_id=test_id, rate=sum(rates[p] for p in own),
                                    max_users=max(1, sum(pools[p] for p in own)), pre_allocate=sum(pre[p] for p in own))
         return result_rates
-    per_process = assign(procs, class_counts(target.users, weights, fixed), _per_process(current, workers, procs))
+    per_process = assign(procs, class_counts(target.users, weights, fixed, target.classes), _per_process(current, workers, procs))
     per_worker: dict[str, dict[str, int]] = {w: {} for w in workers}
     for p, counts in per_process.items():
         totals = per_worker[owner[p]]

@@ -47,11 +47,14 @@ def monotone_split(total: int, weights: Mapping[str, float]) -> dict[str, int]:
     return counts
 
 
-def class_counts(total: int, weights: Mapping[str, float], fixed: Mapping[str, int] | None = None) -> dict[str, int]:
+def class_counts(total: int, weights: Mapping[str, float], fixed: Mapping[str, int] | None = None,
+                 only: Sequence[str] = ()) -> dict[str, int]:
     """Users per class: fixed counts first, the rest by weight (`monotone_split`: a ramp never moves a user
-    from one class to another)."""
-    fixed = {k: v for k, v in (fixed or {}).items() if v > 0}
+    from one class to another); ``only``: the other classes get none."""
     counts = dict.fromkeys(weights, 0)
+    if only:
+        weights = {k: w for k, w in weights.items() if k in only}
+    fixed = {k: v for k, v in (fixed or {}).items() if v > 0 and k in weights}
     left = total
     for key, n in fixed.items():
         take = min(n, left)

@@ -11,6 +11,7 @@ class UsersTarget:
 
     users: int
     spawn_rate: float
+    classes: tuple[str, ...] = ()  # only these user classes (a shape's user_classes); empty: every class
 
 
 @dataclass(frozen=True)
