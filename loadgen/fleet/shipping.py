@@ -15,7 +15,18 @@ SCRIPT_DIR_PREFIX = "loadgen-script-"
 
 
 def script_files(path: str) -> tuple[str, dict[str, bytes]]:
-    """The files to ship: the script file, or every file of a package directory."""
+    """The files to ship: the script file, every file of a directory (a package, or locustfiles), or those
+    of each of several (``a.py,b.py``): the name then lists them the same way."""
+    if "," in path:
+        names: list[str] = []
+        shipped: dict[str, bytes] = {}
+        for part in (p.strip() for p in path.split(",") if p.strip()):
+            name, files = script_files(part)
+            if shipped.keys() & files.keys():
+                raise UsageError(f"-f {path}: two scripts have the same file name; rename one or use a directory")
+            names.append(name)
+            shipped.update(files)
+        return ",".join(names), shipped
     if os.path.isdir(path):
         root = os.path.abspath(path)
         base = os.path.basename(root.rstrip(os.sep))
@@ -34,7 +45,8 @@ def script_files(path: str) -> tuple[str, dict[str, bytes]]:
                 if total > MAX_SCRIPT_BYTES:
                     raise UsageError(f"script package {path!r} is over {MAX_SCRIPT_BYTES >> 20} MB: "
                                      "ship less, or give workers their own copy with -f")
-        return os.path.join(base, "__init__.py"), files
+        package = os.path.isfile(os.path.join(root, "__init__.py"))
+        return (os.path.join(base, "__init__.py") if package else base), files
     with open(path, "rb") as handle:
         return os.path.basename(path), {os.path.basename(path): handle.read()}
 
@@ -51,10 +63,13 @@ def unpack_script(folder: str, files: dict[Any, Any], script_name: str) -> str:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as handle:
             handle.write(content)
-    name = os.path.normpath(script_name)
-    if name.startswith("..") or os.path.isabs(name):
-        raise UsageError(f"the master sent a script name outside its folder: {script_name!r}")
-    return os.path.join(folder, name)
+    paths = []
+    for part in script_name.split(","):
+        name = os.path.normpath(part)
+        if name.startswith("..") or os.path.isabs(name):
+            raise UsageError(f"the master sent a script name outside its folder: {script_name!r}")
+        paths.append(os.path.join(folder, name))
+    return ",".join(paths)
 
 
 def forget_script(folder: str) -> None:

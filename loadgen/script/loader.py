@@ -41,32 +41,26 @@ def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module
     tasks ``tags``/``exclude_tags`` keep (a class left with none is left out). ``script_args``: the words
     for the script's own options (``init_command_line_parser``), and class names; ``script_values``: their
     values as parsed already (a master's, on a worker)."""
-    if not path:
-        raise ScriptError("no script given: pass -f/--file path/to/script.py")
-    if os.path.isdir(path):
-        init = os.path.join(path, "__init__.py")
-        if not os.path.isfile(init):
-            raise ScriptError(f"script directory {path!r} has no __init__.py: add one or point -f at a .py file")
-        path = init
-    if not os.path.exists(path):
-        raise ScriptError(f"script {path!r} not found: check the path given to -f/--file")
-    if not path.endswith(".py"):
-        raise ScriptError(f"script {path!r} is not a .py file: give -f a Python file")
-    with open(path, "rb") as handle:
-        source = handle.read()
+    given = path
+    files = script_files(path)
     events.reset()
+    modules: list[ModuleType] = []
+    sources: list[bytes] = []
     with locust_names():
-        module = _import(path, source, module_name)
+        for index, file in enumerate(files):
+            with open(file, "rb") as handle:
+                sources.append(handle.read())
+            name = module_name if module_name is None or len(files) == 1 else f"{module_name}_{index}"
+            modules.append(_import(file, sources[-1], name))
+    module, source = modules[0], sources[0]
     values, named = parse_script_args(script_args)  # the script's parser hooks run in every process
     class_names = tuple(class_names) + named
     if script_values is not None:  # a master's values win on its workers (as Locust ships parsed options)
         values.update(script_values)
     script_values = values
-    classes = {
-        name: value
-        for name, value in vars(module).items()
-        if inspect.isclass(value) and issubclass(value, User) and not value.abstract
-    }
+    classes = _user_classes(modules, files)
+    if len(files) > 1:
+        path = ", ".join(files)
     if class_names:
         unknown = [n for n in class_names if n not in classes]
         if unknown:
@@ -80,8 +74,53 @@ def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module
             raise ScriptError(f"user class {name} in {path} has no tasks: decorate a method with @task")
     if tags or exclude_tags:
         classes = _tagged(classes, tags, exclude_tags, path)
-    return Script(path=path, module=module, user_classes=classes, shape=_find_shape(module), source=source,
-                  script_options=dict(script_values), locust=imports_locust(source))
+    return Script(path=files[0] if len(files) == 1 else given, module=module, user_classes=classes,
+                  shape=_one_shape(modules, files), source=source, script_options=dict(script_values),
+                  locust=any(imports_locust(text) for text in sources))
+
+
+def script_files(path: str) -> list[str]:
+    """The files ``-f`` names: a .py file, a package (its ``__init__.py``), a directory of locustfiles (every
+    ``.py`` file not starting with ``_``, as Locust reads one), or several of these separated by commas."""
+    if not path:
+        raise ScriptError("no script given: pass -f/--file path/to/script.py")
+    if "," in path:
+        return [file for part in path.split(",") if part.strip() for file in script_files(part.strip())]
+    if os.path.isdir(path):
+        init = os.path.join(path, "__init__.py")
+        if os.path.isfile(init):
+            return [init]
+        found = sorted(os.path.join(path, name) for name in os.listdir(path)
+                       if name.endswith(".py") and not name.startswith("_"))
+        if not found:
+            raise ScriptError(f"script directory {path!r} has no .py files and no __init__.py: point -f at a "
+                              ".py file, a package or a directory of locustfiles")
+        return found
+    if not os.path.exists(path):
+        raise ScriptError(f"script {path!r} not found: check the path given to -f/--file")
+    if not path.endswith(".py"):
+        raise ScriptError(f"script {path!r} is not a .py file: give -f a Python file")
+    return [path]
+
+
+def _user_classes(modules: list[ModuleType], files: list[str]) -> dict[str, type[User]]:
+    """The non-abstract user classes of every module; one name, one class."""
+    classes: dict[str, type[User]] = {}
+    for module, file in zip(modules, files):
+        for name, value in vars(module).items():
+            if not (inspect.isclass(value) and issubclass(value, User) and not value.abstract):
+                continue
+            if name in classes and classes[name] is not value:
+                raise ScriptError(f"two user classes are named {name} ({file} and another file): rename one")
+            classes[name] = value
+    return classes
+
+
+def _one_shape(modules: list[ModuleType], files: list[str]) -> Any:
+    shapes = [(shape, file) for module, file in zip(modules, files) if (shape := _find_shape(module)) is not None]
+    if len(shapes) > 1:
+        raise ScriptError(f"{shapes[0][1]} and {shapes[1][1]} both define a load shape: keep one")
+    return shapes[0][0] if shapes else None
 
 
 def _tagged(classes: dict[str, type[User]], tags: tuple[str, ...], exclude_tags: tuple[str, ...],
