@@ -53,6 +53,7 @@ def run_local(options: TestOptions, console: ConsoleOutput | None = None) -> int
     env = Environment(prepared.script.user_classes, options, open_model=plan.open_model, script=prepared.script,
                       controls=controls)
     controls.count_users(lambda: env.runner.user_count)
+    controls.count_requests(env.recorder.pending)
     aggregate.add_worker(LOCAL_ID, socket.gethostname())
     for notice in env.preflight(plan):
         aggregate.notify(notice)

@@ -4,9 +4,28 @@ counts, the test's state, and ``quit()``/``stop()`` as a stop request."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from loadgen.control.controller import Controller
 from loadgen.stats.aggregate import Aggregate
+
+
+class LiveStats:
+    """The aggregate, and the local rows recorded since its last merge."""
+
+    def __init__(self, aggregate: Aggregate, pending: Callable[[], list[Any]]) -> None:
+        self._aggregate = aggregate
+        self.pending = pending
+
+    @property
+    def entries(self) -> dict[tuple[str, str], Any]:
+        return self._aggregate.entries
+
+    def total_histogram(self, service: bool = False) -> Any:
+        return self._aggregate.total_histogram(service)
+
+    def elapsed(self) -> float:
+        return self._aggregate.elapsed()
 
 
 class ControllerControls:
@@ -17,6 +36,7 @@ class ControllerControls:
         self._aggregate = aggregate
         self._user_count: Callable[[], int] | None = None  # local: the runner's own count (no second of lag)
         self._controller: Controller | None = None
+        self._pending: Callable[[], list[Any]] | None = None
         self.done = False
 
     def count_users(self, count: Callable[[], int]) -> None:
@@ -58,5 +78,9 @@ class ControllerControls:
         return sum(1 for row in self._aggregate.workers.values() if row.state != "lost")
 
 
-    def stats_source(self) -> Aggregate:
-        return self._aggregate
+    def stats_source(self) -> Any:
+        return self._aggregate if self._pending is None else LiveStats(self._aggregate, self._pending)
+
+    def count_requests(self, pending: Callable[[], list[Any]]) -> None:
+        """Local: the rows recorded since the last merge count too (``stats.total`` without a second's lag)."""
+        self._pending = pending

@@ -32,6 +32,7 @@ class Runner:
         self.target: dict[str, int] = dict.fromkeys(self.user_classes, 0)
         self.spawn_rate = 1.0
         self.spawned_total: dict[str, int] = dict.fromkeys(self.user_classes, 0)
+        self.retired: dict[str, int] = dict.fromkeys(self.user_classes, 0)  # stopped themselves: not replaced
         self.spawning_paused = False
         self._spawner: gevent.Greenlet | None = None
         self._arrivals: ArrivalScheduler | None = None
@@ -86,7 +87,8 @@ class Runner:
             stop_credit = min(stop_credit + (now - last) * self.stop_rate, max(1.0, self.stop_rate))
             last = now
             surplus, stop_credit = self._trim_surplus(stop_credit if self.stop_rate else None)
-            deficit = {n: self.target[n] - len(r) for n, r in self.records.items() if self.target[n] > len(r)}
+            deficit = {n: self.target[n] - len(r) - self.retired[n] for n, r in self.records.items()
+                       if self.target[n] > len(r) + self.retired[n]}
             if self._iterations_left == 0:
                 deficit = {}  # -i reached: the users that finished are not replaced
             if not deficit and not surplus:
@@ -143,6 +145,8 @@ class Runner:
         try:
             if start_user(record, self.recorder):
                 self._task_loop(record, index)
+            if not record.stopping:  # StopUser: it is not replaced (as in Locust)
+                self.retired[record.cls_name] += 1
         except gevent.GreenletExit:
             pass
         finally:

@@ -21,11 +21,11 @@ def script_files(path: str) -> tuple[str, dict[str, bytes]]:
         names: list[str] = []
         shipped: dict[str, bytes] = {}
         for part in (p.strip() for p in path.split(",") if p.strip()):
-            name, files = script_files(part)
-            if shipped.keys() & files.keys():
+            name, part_files = script_files(part)
+            if shipped.keys() & part_files.keys():
                 raise UsageError(f"-f {path}: two scripts have the same file name; rename one or use a directory")
             names.append(name)
-            shipped.update(files)
+            shipped.update(part_files)
         return ",".join(names), shipped
     if os.path.isdir(path):
         root = os.path.abspath(path)

@@ -72,7 +72,7 @@ class StatsEntryView:
     @property
     def avg_response_time(self) -> float:
         histogram = self._histogram()
-        return histogram.mean() / 1000 if len(histogram) else 0.0
+        return histogram.mean / 1000 if len(histogram) else 0.0
 
     @property
     def median_response_time(self) -> float:
@@ -111,8 +111,12 @@ class StatsView:
         self.total = StatsEntryView(self._all_rows, self._total_histogram, self._elapsed)
 
     def _all_rows(self) -> list[Any]:
+        """Every row counted: the merged ones, and (locally) those recorded since the last merge."""
         source = self._source()
-        return list(source.entries.values()) if source is not None else []
+        if source is None:
+            return []
+        pending = getattr(source, "pending", None)
+        return [*source.entries.values(), *(pending() if pending is not None else ())]
 
     def _total_histogram(self) -> Any:
         source = self._source()

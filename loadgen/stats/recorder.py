@@ -105,6 +105,10 @@ class Recorder:
         self._entries = self._delta.entries
         self._known: set[tuple[str, str]] = set()  # endpoint names with their own row, for the whole test
 
+    def pending(self) -> list[Entry]:
+        """The rows recorded since the last flush (what a local ``stats.total`` adds to the merged ones)."""
+        return list(self._entries.values())
+
     def record(
         self,
         method: str,
