@@ -123,6 +123,9 @@ OUTPUT_OPTIONS = [
     _opt("--logfile", type=click.Path(dir_okay=False), default=None, help="Write the log here instead of stderr."),
 ]
 SCRIPT_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
+LOCUST_CONFIG = _opt("--config", "locust_config", type=str, default=None, envvar=None,
+                     help="A Locust config file (locust.conf, or .toml with [tool.locust]); default: ./locust.conf "
+                          "or [tool.locust] in ./pyproject.toml when present. The command line wins.")
 
 
 def _test_options(params: dict[str, Any]) -> Any:
@@ -169,10 +172,14 @@ PROCESSES_HELP = ("Generate the load from N processes on this machine: a number,
 @cli.command(context_settings=SCRIPT_ARGS)
 @_apply(SCRIPT_OPTIONS + LOAD_OPTIONS + CLIENT_OPTIONS + OUTPUT_OPTIONS)
 @_opt("--processes", type=str, default="1", help=PROCESSES_HELP)
+@LOCUST_CONFIG
 @click.argument("user_classes", nargs=-1, type=click.UNPROCESSED)
 def run(**params: Any) -> None:
     """Run a load test in this process (or in --processes N of them)."""
+    from loadgen.app.locust_config import apply_locust_config
     from loadgen.control.local import run_local
+
+    apply_locust_config(click.get_current_context(), params, params.pop("locust_config"))
     from loadgen.control.processes import run_processes
     from loadgen.fleet.supervisor import parse_processes
 
@@ -205,9 +212,13 @@ MASTER_OPTIONS = [
 @_opt("--processes", type=str, default="0",
       help="Also run N worker processes on this machine ('auto': one per core); they count as one of "
            "--expect-workers.")
+@LOCUST_CONFIG
 @click.argument("user_classes", nargs=-1, type=click.UNPROCESSED)
 def master(**params: Any) -> None:
     """Coordinate workers: distribute users, watch their health, merge their statistics."""
+    from loadgen.app.locust_config import apply_locust_config
+
+    apply_locust_config(click.get_current_context(), params, params.pop("locust_config"))
     from loadgen.control.processes import LocalWorkers, local_address
     from loadgen.control.remote import FleetOptions, run_master
     from loadgen.fleet.keyring import keys_for_master

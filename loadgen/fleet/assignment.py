@@ -171,10 +171,10 @@ class Assignment:
 
     def _take_delta(self, final: bool) -> None:
         now = time.monotonic()
+        self._report_to_master()  # before the delta: the master has it when the delta (maybe the final) lands
         delta = self.cadence.pace(self.env.flush(), final)
         start, self._last_flush = self._last_flush, now
         self.outbox.add(encode_delta(delta), self.clock.master_time(start), self.clock.master_time(now), final)
-        self._report_to_master()
 
     def push(self, reconnected: bool = False, force: bool = False) -> None:
         """Send what is due, unless the lease has lapsed (then it waits, and may be merged); ``force``: the

@@ -1,0 +1,233 @@
+"""The command line a Locust user types, judged at the target: Locust's config files, ``-f`` with several
+files or a directory, a shape's user classes, custom messages between master and workers, ``run_single_user``
+through ``python -m loadgen.debug``, ``-H`` over a class's host, and Locust flags refused in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from fleet import Fleet, free_port
+from servers import REPO, reset_target, target_stats
+
+USER = '''
+from locust import HttpUser, constant, task
+
+
+class {name}(HttpUser):
+    wait_time = constant(0.05)
+    host = "http://127.0.0.1:1"  # -H wins
+
+    @task
+    def hit(self):
+        self.client.get("/status/{status}")
+'''
+
+
+def _loadgen(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "loadgen", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or REPO, stdin=subprocess.DEVNULL)
+
+
+def _users(tmp_path: Path) -> tuple[Path, Path]:
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    (folder / "a.py").write_text(USER.format(name="A", status=201))
+    (folder / "b.py").write_text(USER.format(name="B", status=202))
+    (folder / "_shared.py").write_text("raise RuntimeError('a file starting with _ is not a locustfile')\n")
+    return folder / "a.py", folder / "b.py"
+
+
+def test_several_files_and_a_directory_run_every_class(tmp_path: Path, target: str) -> None:
+    a, b = _users(tmp_path)
+    for given in (f"{a},{b}", str(a.parent)):
+        reset_target(target)
+        proc = _loadgen("run", "-f", given, "-H", target, "-u", "2", "-r", "20", "-t", "2s", "-q")
+        assert proc.returncode == 0, proc.stderr
+        assert set(target_stats(target)["by_path"]) == {"/status/201", "/status/202"}, given
+
+
+def test_a_locust_conf_gives_the_options_the_command_line_leaves(tmp_path: Path, target: str) -> None:
+    a, _ = _users(tmp_path)
+    (tmp_path / "locust.conf").write_text(f"# Locust's format\nlocustfile = {a}\nheadless = true\nusers = 3\n"
+                                          f"spawn-rate = 30\nrun-time = 2s\nhost = {target}\niterations = 7\n")
+    reset_target(target)
+    proc = _loadgen("run", "-q", cwd=tmp_path)  # ./locust.conf, as Locust reads it
+    assert proc.returncode == 0, proc.stderr
+    assert target_stats(target)["by_path"] == {"/status/201": 7}
+    (tmp_path / "other.toml").write_text(f'[tool.locust]\nlocustfile = "{a}"\nusers = 2\nrun-time = "1s"\n'
+                                         f'host = "{target}"\niterations = 4\n')
+    reset_target(target)
+    proc = _loadgen("run", "--config", str(tmp_path / "other.toml"), "-i", "5", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert target_stats(target)["by_path"] == {"/status/201": 5}  # the command line wins
+
+
+def test_unsupported_locust_options_are_one_line_errors(tmp_path: Path, target: str) -> None:
+    a, _ = _users(tmp_path)
+    (tmp_path / "bad.conf").write_text(f"locustfile = {a}\nweb-port = 8089\n")
+    cases = [
+        (("run", "-f", str(a), "-H", target, "-t", "1s", "--web-port", "8089"), "--web HOST:PORT"),
+        (("run", "-f", str(a), "-H", target, "-t", "1s", "--csv-full-history"), "PREFIX_timeline.csv"),
+        (("run", "--config", str(tmp_path / "bad.conf"), "-H", target, "-t", "1s"), "--web HOST:PORT"),
+        (("run", "-f", str(a), "-H", target, "-t", "1s", "--no-such-flag"), "No such option: --no-such-flag"),
+    ]
+    for args, needle in cases:
+        proc = _loadgen(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], (args, proc.stderr)
+
+
+SHAPE = '''
+from locust import HttpUser, LoadTestShape, constant, task
+
+
+class Reader(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def read(self):
+        self.client.get("/status/201")
+
+
+class Writer(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def write(self):
+        self.client.get("/status/202")
+
+
+class Phases(LoadTestShape):
+    def tick(self):
+        if self.get_run_time() < 1.5:
+            return (2, 20, [Reader])
+        if self.get_run_time() < 3:
+            return (2, 20, ["Writer"])
+        return None
+'''
+
+
+def test_a_shape_runs_only_the_classes_it_names(tmp_path: Path, target: str) -> None:
+    script = tmp_path / "phases.py"
+    script.write_text(SHAPE)
+    reset_target(target)
+    proc = _loadgen("run", "-f", str(script), "-H", target, "-q", "--json", str(tmp_path / "r.json"))
+    assert proc.returncode == 0, proc.stderr
+    seen = target_stats(target)["by_path"]
+    assert set(seen) == {"/status/201", "/status/202"}
+    # 2 users at 20 tasks a second for about 1.5 s each phase: neither class ran through the other's phase
+    assert 30 <= seen["/status/201"] <= 75 and 30 <= seen["/status/202"] <= 75, seen
+
+
+MESSAGES = '''
+import os
+
+from locust import HttpUser, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+
+LOG = os.environ["MESSAGES_LOG"]
+
+
+def note(*words):
+    with open(LOG, "a") as handle:
+        handle.write(" ".join(str(w) for w in words) + "\\n")
+
+
+@events.init.add_listener
+def init(environment, **kwargs):
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        runner.register_message("from_worker", lambda environment, msg: note("master-got", msg.data["pid"]))
+    if isinstance(runner, WorkerRunner):
+        runner.register_message("from_master", lambda environment, msg: note("worker-got", os.getpid(), msg.data))
+
+
+@events.test_start.add_listener
+def start(environment, **kwargs):
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.send_message("from_worker", {"pid": os.getpid()})
+
+
+@events.report_to_master.add_listener
+def report(client_id, data):
+    data["requests"] = COUNT[0]
+    COUNT[0] = 0
+
+
+@events.worker_report.add_listener
+def worker_report(client_id, data):
+    note("report", client_id, data.get("requests", 0))
+
+
+COUNT = [0]
+
+
+class Pinger(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def ping(self):
+        self.client.get("/status/200")
+        COUNT[0] += 1
+
+
+@events.test_stopping.add_listener
+def stopping(environment, **kwargs):
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.send_message("from_master", "bye")
+'''
+
+
+def test_custom_messages_and_worker_reports_cross_the_fleet(fleet: Fleet, tmp_path: Path, target: str) -> None:
+    script = tmp_path / "messages.py"
+    script.write_text(MESSAGES)
+    log = tmp_path / "messages.log"
+    fleet.env["MESSAGES_LOG"] = str(log)
+    reset_target(target)
+    port = free_port()
+    master = fleet.master(script, target, "-u", "4", "-r", "40", "-t", "3s", port=port, expect=2)
+    workers = [fleet.worker(port), fleet.worker(port)]
+    assert master.wait(60) == 0, master.stderr()
+    for worker in workers:
+        worker.wait(15)
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert len([w for w in lines if w[0] == "master-got"]) == 2  # one from each worker
+    assert len({w[1] for w in lines if w[0] == "master-got"}) == 2
+    assert len([w for w in lines if w[0] == "worker-got" and w[2] == "bye"]) == 2  # to every worker
+    reported = sum(int(w[2]) for w in lines if w[0] == "report")
+    assert reported == target_stats(target)["requests"] == fleet.report()["totals"]["requests"]
+
+
+DEBUG = '''
+from locust import HttpUser, run_single_user, task
+from locust.exception import StopUser
+
+
+class Stepper(HttpUser):
+    host = "{host}"
+    done = 0
+
+    @task
+    def step(self):
+        self.client.get("/status/203")
+        Stepper.done += 1
+        if Stepper.done == 4:
+            raise StopUser()
+
+
+if __name__ == "__main__":
+    run_single_user(Stepper, include_time=True)
+'''
+
+
+def test_run_single_user_runs_one_user_and_prints_each_request(tmp_path: Path, target: str) -> None:
+    script = tmp_path / "stepper.py"
+    script.write_text(DEBUG.format(host=target))
+    reset_target(target)
+    proc = subprocess.run([sys.executable, "-m", "loadgen.debug", str(script)], capture_output=True, text=True,
+                          timeout=60, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert target_stats(target)["by_path"] == {"/status/203": 4}
+    assert proc.stdout.count("/status/203") == 4 and " ms" in proc.stdout
