@@ -231,3 +231,41 @@ def test_run_single_user_runs_one_user_and_prints_each_request(tmp_path: Path, t
     assert proc.returncode == 0, proc.stderr
     assert target_stats(target)["by_path"] == {"/status/203": 4}
     assert proc.stdout.count("/status/203") == 4 and " ms" in proc.stdout
+
+
+CONTEXT = '''
+from locust import HttpUser, constant, events, task
+
+SEEN = []
+
+
+@events.request.add_listener
+def seen(request_type, name, context, exception, **kwargs):
+    SEEN.append((name, context.get("tenant"), exception is None))
+
+
+@events.test_stop.add_listener
+def report(environment, **kwargs):
+    print("SEEN", len(SEEN), sorted({tenant for _, tenant, _ in SEEN}), all(ok for *_, ok in SEEN), flush=True)
+
+
+class Tenant(HttpUser):
+    wait_time = constant(0.05)
+
+    def context(self):
+        return {"tenant": "acme"}
+
+    @task
+    def hit(self):
+        self.client.get("/status/200")
+'''
+
+
+def test_a_users_context_reaches_the_request_listeners(tmp_path: Path, target: str) -> None:
+    script = tmp_path / "tenant.py"
+    script.write_text(CONTEXT)
+    reset_target(target)
+    proc = _loadgen("run", "-f", str(script), "-H", target, "-u", "2", "-r", "20", "-t", "2s", "-q")
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("SEEN"))
+    assert line == f"SEEN {target_stats(target)['requests']} ['acme'] True", line

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 import gevent
 from gevent.queue import Empty, Queue
 
+from loadgen.engine.event_recorder import USER_ATTRIBUTE
 from loadgen.engine.placement import Placement
 from loadgen.engine.user_calls import UserRecord, run_task, start_user, stop_user
 from loadgen.model.dispatch import class_counts
@@ -147,6 +148,7 @@ class ArrivalScheduler:
         timing = record.user.timing
         timing.begin_iteration(int((time.monotonic() - intended) * 1e6))
         record.greenlet = gevent.getcurrent()
+        setattr(record.greenlet, USER_ATTRIBUTE, record.user)
         self._busy.add(record)
         try:
             return run_task(record, self.recorder)

@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from gevent import getcurrent
+
 from loadgen.script.events import RequestFailure, events
 from loadgen.stats.recorder import Recorder
+
+USER_ATTRIBUTE = "loadgen_user"  # the user a greenlet runs (set by the runner): its context() goes along
 
 
 class EventRecorder(Recorder):
@@ -18,4 +24,15 @@ class EventRecorder(Recorder):
         if hook.listeners:
             hook.notify(request_type=method, name=name, response_time=(latency_us + queued_us) / 1000,
                         response_length=nbytes, exception=None if error is None else RequestFailure(error),
-                        context={}, response=None, url=None, start_time=None)
+                        context=user_context(), response=None, url=None, start_time=None)
+
+
+def user_context() -> dict[str, Any]:
+    """The running user's ``context()`` (Locust's: extra keys for its request events), or {}."""
+    user = getattr(getcurrent(), USER_ATTRIBUTE, None)
+    if user is None:
+        return {}
+    try:
+        return dict(user.context())
+    except Exception:  # noqa: BLE001 - a broken context() must not lose the request
+        return {}

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import gevent
 
 from loadgen.engine.arrivals import ArrivalScheduler
+from loadgen.engine.event_recorder import USER_ATTRIBUTE
 from loadgen.engine.placement import Placement
 from loadgen.engine.user_calls import UserRecord, run_task, start_user, stop_user
 from loadgen.model.dispatch import class_counts
@@ -133,6 +134,7 @@ class Runner:
         record = UserRecord(user, name)
         self.records[name].append(record)
         record.greenlet = gevent.spawn(self._user_main, record, index)
+        setattr(record.greenlet, USER_ATTRIBUTE, user)  # whose context() its request events carry
         self.recorder.users = self.user_count
 
     @staticmethod
