@@ -14,7 +14,7 @@ from loadgen.engine.loop_guard import LoopGuard
 from loadgen.engine.monitor import BlockingMonitor, ProcessMonitor
 from loadgen.engine.runner import Runner
 from loadgen.engine.stalls import StallWatch
-from loadgen.engine.worker_controls import WorkerControls
+from loadgen.engine.worker_controls import WorkerControls, WorkerStats
 from loadgen.model.errors import UsageError
 from loadgen.model.health import CpuWatch, cpu_notice
 from loadgen.model.notices import Notice
@@ -53,7 +53,8 @@ class Environment:
         self.locust = locust_environment(options, user_classes, script)
         self.context = UserContext(self.recorder, self.client_factory, options.host, self.locust)
         self.runner = Runner(user_classes, self.context, options.stop_timeout, iterations=options.iterations)
-        self.hooks = ProcessHooks(self.locust, controls or WorkerControls(self.runner))
+        self.worker_stats = WorkerStats(self.recorder) if controls is None and uses_events() else None
+        self.hooks = ProcessHooks(self.locust, controls or WorkerControls(self.runner, self.worker_stats))
         self.monitor = ProcessMonitor()
         self.watchdog = StallWatch(self.runner.running, options.stall_timeout, worker_id)
         self.blocking: BlockingMonitor | None = None
@@ -129,6 +130,8 @@ class Environment:
         self.watchdog.progress(delta.requests)
         delta.cpu_percent = cpu
         delta.rss_mb = rss
+        if self.worker_stats is not None:
+            self.worker_stats.add(delta)
         return delta
 
     def check(self, label: str = "this process") -> list[Notice]:

@@ -2,9 +2,42 @@
 
 from __future__ import annotations
 
+import time
+
 import gevent
 
 from loadgen.engine.runner import Runner
+from loadgen.stats.endpoint import Entry
+from loadgen.stats.histogram import Histogram
+from loadgen.stats.recorder import Recorder, StatsDelta
+
+
+class WorkerStats:
+    """A worker's own numbers for ``environment.stats``: every delta it flushed, and what it recorded since."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.tally = StatsDelta()
+        self._recorder = recorder
+        self._started = time.monotonic()
+
+    @property
+    def entries(self) -> dict[tuple[str, str], Entry]:
+        return self.tally.entries
+
+    def pending(self) -> list[Entry]:
+        return self._recorder.pending()
+
+    def total_histogram(self, service: bool = False) -> Histogram:
+        total = Histogram()
+        for entry in list(self.tally.entries.values()):
+            total.merge(entry.latency)
+        return total
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def add(self, delta: StatsDelta) -> None:
+        self.tally.absorb(delta)
 
 
 class WorkerControls:
@@ -12,8 +45,9 @@ class WorkerControls:
 
     kind = "worker"
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, stats: WorkerStats | None = None) -> None:
         self._runner = runner
+        self._stats = stats
 
     def user_count(self) -> int:
         return self._runner.user_count
@@ -42,6 +76,6 @@ class WorkerControls:
         return self._runner.placement.slots
 
 
-    def stats_source(self) -> None:
-        """A worker's own stats are not kept apart from what it ships (the master's are the test's)."""
-        return None
+    def stats_source(self) -> WorkerStats | None:
+        """This worker's own numbers (kept for a script that uses Locust's names; the master's are the test's)."""
+        return self._stats

@@ -20,7 +20,8 @@ Handler = Callable[..., Any]
 class StatsSource(Protocol):
     """What the stats view reads: an ``Aggregate`` (local run, master) or a worker's own tally."""
 
-    entries: dict[tuple[str, str], Any]
+    @property
+    def entries(self) -> dict[tuple[str, str], Any]: ...
 
     def total_histogram(self, service: bool = False) -> Any: ...
     def elapsed(self) -> float: ...
