@@ -75,6 +75,12 @@ def test_tags_run_only_the_tagged_tasks(tmp_path: Path, target: str) -> None:
     assert set(target_stats(target)["by_path"]) == {"/", "/status/201"}  # no untagged task, no Admin
 
 
+def test_several_tags_after_one_flag_as_locust_reads_them(tmp_path: Path, target: str) -> None:
+    proc = _run(tmp_path, target, "-T", "checkout", "browse")
+    assert proc.returncode == 0, proc.stderr
+    assert set(target_stats(target)["by_path"]) == {"/", "/status/201"}
+
+
 def test_exclude_tags_leave_out_the_tagged_tasks(tmp_path: Path, target: str) -> None:
     proc = _run(tmp_path, target, "-E", "slow,admin")
     assert proc.returncode == 0, proc.stderr

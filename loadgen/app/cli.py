@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from loadgen.app.config import load_config
+from loadgen.app.locust_words import TestCommand
 from loadgen.model.durations import parse_duration
 from loadgen.model.errors import EXIT_USAGE, CommandError
 
@@ -51,7 +52,7 @@ SCRIPT_OPTIONS = [
     _opt("-f", "--file", "file", type=str, help="Script defining user classes (a .py file or package)."),
     _opt("-H", "--host", type=str, help="Base URL of the target, e.g. https://127.0.0.1:8443."),
     _opt("-T", "--tags", "tags", multiple=True, type=str,
-         help="Run only the tasks tagged with one of these (@tag): -T a -T b, or -T a,b."),
+         help="Run only the tasks tagged with one of these (@tag): -T a b, -T a -T b, or -T a,b."),
     _opt("-E", "--exclude-tags", "exclude_tags", multiple=True, type=str,
          help="Leave out the tasks tagged with one of these."),
 ]
@@ -169,7 +170,7 @@ PROCESSES_HELP = ("Generate the load from N processes on this machine: a number,
                   "The report has a row per process.")
 
 
-@cli.command(context_settings=SCRIPT_ARGS)
+@cli.command(cls=TestCommand, context_settings=SCRIPT_ARGS)
 @_apply(SCRIPT_OPTIONS + LOAD_OPTIONS + CLIENT_OPTIONS + OUTPUT_OPTIONS)
 @_opt("--processes", type=str, default="1", help=PROCESSES_HELP)
 @LOCUST_CONFIG
@@ -207,7 +208,7 @@ MASTER_OPTIONS = [
 ]
 
 
-@cli.command(context_settings=SCRIPT_ARGS)
+@cli.command(cls=TestCommand, context_settings=SCRIPT_ARGS)
 @_apply(SCRIPT_OPTIONS + LOAD_OPTIONS + CLIENT_OPTIONS + OUTPUT_OPTIONS + MASTER_OPTIONS)
 @_opt("--processes", type=str, default="0",
       help="Also run N worker processes on this machine ('auto': one per core); they count as one of "

@@ -145,6 +145,14 @@ class HttpUser(User, RestMixin):
     keep_alive: ClassVar[bool] = True
     connection_pool: ClassVar[str | None] = None
     pool_size: ClassVar[int | None] = None
+    pool_manager: ClassVar[Any] = None  # Locust's: a urllib3 PoolManager shared by the class's users
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        manager = cls.__dict__.get("pool_manager")
+        if manager is not None:  # one shared pool of its maxsize, as the PoolManager would hold
+            cls.connection_pool = "shared"
+            cls.pool_size = int(getattr(manager, "connection_pool_kw", {}).get("maxsize") or 10)
 
     def __init__(self, context: UserContext) -> None:
         super().__init__(context)
