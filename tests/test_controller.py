@@ -181,7 +181,7 @@ def test_a_broken_shape_stops_the_test_with_a_warning() -> None:
 
 @pytest.mark.parametrize("result,open_model,expected", [
     ((10, 5), False, UsersTarget(10, 5.0)),
-    ((10, 5, ["A"]), False, UsersTarget(10, 5.0)),
+    ((10, 5, ["A"]), False, UsersTarget(10, 5.0, ("A",))),
     (7, False, UsersTarget(7, 2.0)),
     (7, True, RateTarget(7.0)),
     ((7,), True, RateTarget(7.0)),
