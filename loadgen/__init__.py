@@ -34,7 +34,7 @@ _EXPORTS = {
     "events": "loadgen.script.events",
     "LoadTestShape": "loadgen.script.locust_compat",
     "run_single_user": "loadgen.script.locust_compat",
-    "StopTest": "loadgen.script.locust_compat",
+    "StopTest": "loadgen.script.users",
     "CatchResponseError": "loadgen.client.errors",
     "ResponseError": "loadgen.client.errors",
 }

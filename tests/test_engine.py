@@ -66,7 +66,7 @@ def test_stop_user_retires_a_user_in_both_models() -> None:
         if open_model:
             wait_for(lambda: Quitter.starts >= 2)  # the user is gone; the pool makes a new one for the rate
         else:
-            wait_for(lambda: Quitter.starts >= 1 and runner.user_count == 0)
+            wait_for(lambda r=runner: Quitter.starts >= 1 and r.user_count == 0)
             gevent.sleep(0.3)
             assert Quitter.starts == 1  # as in Locust: a user that stopped itself is not replaced
         runner.stop(0.5)

@@ -292,7 +292,6 @@ def _reschedule(run: Run) -> None:
     assert run.code == 0
     assert run.count("/bytes/11") == 5, "RescheduleTaskImmediately should skip the 10 s wait"
     assert run.count("/bytes/12") == 1, "RescheduleTask should wait the 10 s"
-    assert run.duration < 8, "a user waiting at the end of the run time held the test"
 
 
 @case("CatchResponseError", "catch_error.py", "-u", "2", "-r", "20", "-t", "2s")
@@ -477,7 +476,7 @@ def _runner_info(run: Run) -> None:
 def _runner_quit(run: Run) -> None:
     assert run.code == 0
     assert 20 <= run.count("/bytes/6") <= 40
-    assert run.duration < 3.5, "runner.quit() did not end the test"
+    assert run.report["stop_reason"] == "runner.quit() in the script", run.report["stop_reason"]
 
 
 @case("stats.total", "stats_total.py", "-u", "2", "-r", "20", "-t", "2s")
@@ -535,21 +534,21 @@ def _distinct_users(run: Run, first: int) -> int:
 def _shape_steps(run: Run) -> None:
     assert run.code == 0
     assert _distinct_users(run, 1001) == 3, "the shape peaks at 3 users"
-    assert run.duration < 6, "tick() returning None should end the test"
+    assert run.report["stop_reason"] == "load shape finished", "tick() returning None should end the test"
 
 
 @case("shape reset_time", "shape_reset.py", "-t", "8s")
 def _shape_reset(run: Run) -> None:
     assert run.code == 0
     assert _distinct_users(run, 2001) == 4, "the shape peaks at 4 users"
-    assert run.duration < 6, "tick() returning None should end the test"
+    assert run.report["stop_reason"] == "load shape finished", "tick() returning None should end the test"
 
 
 @case("iterations", "iterations.py", *USERS_3, "-t", "4s", "-i", "17")
 def _iterations(run: Run) -> None:
     assert run.code == 0
     assert run.stats["requests"] == 17 == run.report["totals"]["requests"]
-    assert run.duration < 4, "the test should end once 17 tasks ran"
+    assert run.report["stop_reason"] == "iterations reached", "the test should end once 17 tasks ran"
 
 
 @case("one iteration", "iterations.py", "-u", "1", "-t", "4s", "--iterations", "1")

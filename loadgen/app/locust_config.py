@@ -30,6 +30,7 @@ KEYS: dict[str, str | None] = {
     "L": "log_level", "logfile": "logfile", "only-summary": "quiet", "exit-code-on-error": "exit_code_on_error",
     "expect-workers": "expect_workers", "processes": "processes", "headless": None, "autostart": None,
     "autoquit": None, "print-stats": None, "skip-log-setup": None, "master": None,
+    "csv-full-history": "csv_full_history",
 }
 TRUE = {"true", "yes", "on", "1"}
 
@@ -41,9 +42,9 @@ def locust_config(path: str | None, cwd: str | None = None) -> tuple[str | None,
         if not os.path.isfile(path):
             raise UsageError(f"--config {path!r} not found: give a locust.conf or a .toml with [tool.locust]")
         return path, _read(path)
-    conf = os.path.join(cwd, "locust.conf")
-    if os.path.isfile(conf):
-        return conf, _read(conf)
+    for conf in (os.path.join(cwd, "locust.conf"), os.path.expanduser("~/.locust.conf")):
+        if os.path.isfile(conf):
+            return conf, _read(conf)
     pyproject = os.path.join(cwd, "pyproject.toml")
     if os.path.isfile(pyproject):
         found = _read(pyproject)

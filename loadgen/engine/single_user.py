@@ -11,6 +11,7 @@ import gevent
 from loadgen.client.counters import COUNTERS
 from loadgen.client.factory import ClientFactory
 from loadgen.engine.environment import client_settings
+from loadgen.engine.event_recorder import EventRecorder
 from loadgen.engine.user_calls import UserRecord, run_task, start_user, stop_user
 from loadgen.model.options import TestOptions
 from loadgen.script.events import events
@@ -19,12 +20,11 @@ from loadgen.script.options import parsed_options
 from loadgen.script.pacing import Pacing, wait_seconds
 from loadgen.script.process_hooks import ProcessHooks
 from loadgen.script.users import User, UserContext
-from loadgen.stats.recorder import Recorder
 
 RUNS: list[str] = []  # the classes run here (python -m loadgen.debug asks whether the script ran one)
 
 
-class PrintingRecorder(Recorder):
+class PrintingRecorder(EventRecorder):
     """Records, and prints one line a request: method, name, status or error, time."""
 
     include_length = False
@@ -33,7 +33,7 @@ class PrintingRecorder(Recorder):
     def record(self, method: str, name: str, latency_us: int, nbytes: int, error: str | None = None,
                queued_us: int = 0, ttfb_us: int = -1, body_us: int = 0,
                setup: tuple[int, int, int] | None = None) -> None:
-        Recorder.record(self, method, name, latency_us, nbytes, error, queued_us, ttfb_us, body_us, setup)
+        EventRecorder.record(self, method, name, latency_us, nbytes, error, queued_us, ttfb_us, body_us, setup)
         parts = [f"{method:<8}", f"{name:<40}", "ok" if error is None else error]
         if self.include_time:
             parts.append(f"{latency_us / 1000:.1f} ms")
@@ -109,3 +109,4 @@ def run_single_user(user_class: type[User], include_length: bool = False, includ
         print("stopped", file=sys.stderr)
     finally:
         stop_user(record, recorder, 10.0)
+        hooks.quitting()

@@ -14,9 +14,8 @@ import time
 import gevent
 
 from loadgen.script.events import events
-from loadgen.script.locust_compat import StopTest
 from loadgen.script.tasksets import InterruptTaskSet, TaskSet, is_task_set
-from loadgen.script.users import RescheduleTask, RescheduleTaskImmediately, StopUser, User
+from loadgen.script.users import RescheduleTask, RescheduleTaskImmediately, StopTest, StopUser, User
 from loadgen.stats.recorder import Recorder
 
 
@@ -52,6 +51,9 @@ def start_user(record: UserRecord, recorder: Recorder) -> bool:
     try:
         record.user.on_start()
     except StopUser:
+        return False
+    except StopTest:
+        stop_test(record.user)
         return False
     except Exception as exc:  # noqa: BLE001 - a failing hook is data
         recorder.record_exception(f"{record.cls_name}.on_start", exc)

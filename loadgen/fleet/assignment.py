@@ -88,6 +88,7 @@ class Assignment:
         hooks = getattr(self.env, "hooks", None)
         if hooks is not None:
             hooks.quitting()
+            hooks.quit(0)
 
     # ---- desired state -----------------------------------------------------------------------------------
     def apply(self, message: Target | Rate) -> None:

@@ -20,6 +20,7 @@ from loadgen.script.locust_env import (  # noqa: F401 - Locust's names
     WorkerRunner,
 )
 from loadgen.script.shapes import LoadShape
+from loadgen.script.users import StopTest  # noqa: F401 - Locust's name, from locust.exception
 
 __version__ = "2.47.0"  # the Locust API this mirrors
 
@@ -36,10 +37,6 @@ LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING, LOCUST_STATE_STOPPING = "running", "
 
 class LocustError(Exception):
     pass
-
-
-class StopTest(Exception):  # noqa: N818 - Locust's name
-    """Raise to end the whole test."""
 
 
 class MissingWaitTimeError(LocustError):

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from loadgen.script.events import Events, events
 
 Handler = Callable[..., Any]
+MAX_QUEUED = 1000
 
 
 class StatsSource(Protocol):
@@ -167,10 +168,15 @@ class RunnerView:
         self.environment = environment
         self._handlers: dict[str, Handler] = {}
         self._sender: Callable[[str, Any, str | None], None] | None = None
+        self._queued: list[tuple[str, Any, str | None]] = []  # sent before the link was connected (in init)
 
     def connect(self, sender: Callable[[str, Any, str | None], None]) -> None:
-        """How this process's custom messages leave it (a worker's to its master, a master's to workers)."""
+        """How this process's custom messages leave it (a worker's to its master, a master's to workers);
+        those sent before (an ``init`` listener's) go now."""
         self._sender = sender
+        queued, self._queued = self._queued, []
+        for name, data, client_id in queued:
+            sender(name, data, client_id)
 
     @property
     def stats(self) -> StatsView:
@@ -213,9 +219,10 @@ class RunnerView:
         if self._controls.kind == "local":
             self.deliver(name, data)
             return
-        if self._sender is None:
-            raise NotImplementedError("custom messages do not reach the processes of a `worker --processes N` "
-                                      "machine yet: run one worker per process")
+        if self._sender is None:  # not connected yet (an init listener): sent when the test starts
+            if len(self._queued) < MAX_QUEUED:
+                self._queued.append((name, data, client_id))
+            return
         self._sender(name, data, client_id)
 
     def deliver(self, name: str, data: Any, node_id: str | None = None) -> bool:

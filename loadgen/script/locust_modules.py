@@ -24,7 +24,7 @@ U, T, M, SQ, E, P, C = ("loadgen.script.users", "loadgen.script.tasksets", "load
                         "loadgen.client.errors")
 WAIT_TIMES = {name: P for name in ("between", "constant", "constant_pacing", "constant_throughput", "poisson")}
 EXCEPTIONS = {"StopUser": U, "RescheduleTask": U, "RescheduleTaskImmediately": U, "InterruptTaskSet": T,
-              "CatchResponseError": C, "ResponseError": C, "LocustError": SQ, "StopTest": SQ,
+              "CatchResponseError": C, "ResponseError": C, "LocustError": SQ, "StopTest": U,
               "MissingWaitTimeError": SQ, "RPCError": SQ, "RunnerAlreadyExistsError": SQ}
 USERS = {"User": U, "HttpUser": U, "task": U, "tag": "loadgen.script.tags", "TaskSet": T,
          "SequentialTaskSet": T, "MarkovTaskSet": M, "transition": M, "transitions": M}

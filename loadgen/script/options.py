@@ -31,6 +31,7 @@ LOCUST_FLAGS = {
     "--heartbeat-liveness": "--heartbeat-timeout", "--processes": "--processes N (before the script's own options)",
     "--profile": "--html/--json (the profile is the report)", "--skip-log-setup": "--log-level",
     "--request-timeout": "--read-timeout / --connect-timeout", "--locustfile": "-f/--file",
+    "--json": "--json PATH (the report as a file)",
     "--config-users": "name the classes and their weights in the script",
 }
 

@@ -13,6 +13,7 @@ from loadgen.client.factory import ClientFactory
 from loadgen.script.pacing import WaitTime, constant
 from loadgen.script.rest import RestMixin
 from loadgen.script.task_tables import build_table
+from loadgen.script.tasksets import InterruptTaskSet
 from loadgen.script.timing import IterationTiming
 from loadgen.stats.recorder import Recorder
 
@@ -36,6 +37,10 @@ def task(weight: int | Callable = 1) -> Any:
 
 class StopUser(Exception):
     """Raise inside a task to stop this user."""
+
+
+class StopTest(Exception):  # noqa: N818 - Locust's name
+    """Raise anywhere in a user to end the whole test (as ``environment.runner.quit()``)."""
 
 
 class RescheduleTask(Exception):
@@ -121,7 +126,7 @@ class User:
                 cut_off = True
                 raise
             error = f"Timeout: {kind} {name} took longer than {timeout:g}s"
-        except (StopUser, RescheduleTask, RescheduleTaskImmediately):  # the user's own control flow
+        except (StopUser, StopTest, RescheduleTask, RescheduleTaskImmediately, InterruptTaskSet):  # control flow
             raise
         except Exception as exc:  # noqa: BLE001 - every failure of user code is data
             error = f"{type(exc).__name__}: {exc}"
