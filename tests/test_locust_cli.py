@@ -4,6 +4,7 @@ through ``python -m loadgen.debug``, ``-H`` over a class's host, and Locust flag
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -269,3 +270,20 @@ def test_a_users_context_reaches_the_request_listeners(tmp_path: Path, target: s
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stdout.splitlines() if line.startswith("SEEN"))
     assert line == f"SEEN {target_stats(target)['requests']} ['acme'] True", line
+
+
+def test_custom_messages_reach_the_processes_of_one_machine(tmp_path: Path, target: str) -> None:
+    script = tmp_path / "messages.py"
+    script.write_text(MESSAGES)
+    log = tmp_path / "messages.log"
+    reset_target(target)
+    proc = subprocess.run([sys.executable, "-m", "loadgen", "run", "--processes", "2", "-f", str(script), "-H",
+                           target, "-u", "4", "-r", "40", "-t", "3s", "-q", "--json", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=90, cwd=REPO, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "MESSAGES_LOG": str(log)})
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert len({w[1] for w in lines if w[0] == "master-got"}) == 2  # each process of the machine
+    assert len({w[1] for w in lines if w[0] == "worker-got" and w[2] == "bye"}) == 2
+    reported = sum(int(w[2]) for w in lines if w[0] == "report")
+    assert reported == target_stats(target)["requests"]

@@ -72,6 +72,10 @@ class Assignment:
 
     def deliver(self, message: Custom) -> None:
         """A custom message from the master: the handler the script registered for its name."""
+        forward = getattr(self.env, "forward", None)
+        if forward is not None:  # a machine's processes: each has its own handlers
+            forward(message)
+            return
         hooks = getattr(self.env, "hooks", None)
         if hooks is not None and not hooks.environment.runner.deliver(message.name, message.data, "master"):
             log.warning("custom message %r from the master: no handler registered", message.name[:200])

@@ -11,7 +11,7 @@ import gevent
 
 from loadgen.engine.placement import Placement
 from loadgen.fleet.hub import Hub
-from loadgen.fleet.protocol import Rate, Start, Target
+from loadgen.fleet.protocol import Custom, Rate, Start, Target
 from loadgen.model.dispatch import assign, split_by_weight, split_rate
 from loadgen.model.errors import ScriptError
 from loadgen.model.notices import Notice
@@ -128,6 +128,10 @@ class GroupEnvironment:
         self.runner = GroupRunner(hub)
         self.monitor = GroupMonitor(hub)
         self.recorder = _NoRecorder()
+
+    def forward(self, message: Custom) -> None:
+        """A script's own message from the master: each process's handler gets it."""
+        self.hub.forward(message)
 
     def flush(self) -> StatsDelta:
         delta = self.hub.take()

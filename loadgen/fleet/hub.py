@@ -27,6 +27,7 @@ from loadgen.fleet.protocol import (
     PROTOCOL_VERSION,
     Ack,
     Bye,
+    Custom,
     Event,
     FrameError,
     Heartbeat,
@@ -172,7 +173,7 @@ class Hub:
                 child.failed = message.error or "could not start"
         elif isinstance(message, Stats):
             self._stats(child, message)
-        elif isinstance(message, (Warning_, Event)):
+        elif isinstance(message, (Warning_, Event, Custom)):  # a script's own messages go up as they are
             self.upstream(message)
         elif isinstance(message, Bye):
             if not child.final and not child.lost:
@@ -244,6 +245,11 @@ class Hub:
         message.version = self.version
         child.desired = message
         self.send(child, message)
+
+    def forward(self, message: Custom) -> None:
+        """A script's own message from the master: to every running process of the machine."""
+        for child in self.running():
+            self.send(child, message)
 
     def stop_children(self, timeout: float) -> None:
         for child in self.children.values():
