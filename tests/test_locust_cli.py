@@ -4,6 +4,7 @@ through ``python -m loadgen.debug``, ``-H`` over a class's host, and Locust flag
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def test_unsupported_locust_options_are_one_line_errors(tmp_path: Path, target: 
     (tmp_path / "bad.conf").write_text(f"locustfile = {a}\nweb-port = 8089\n")
     cases = [
         (("run", "-f", str(a), "-H", target, "-t", "1s", "--web-port", "8089"), "--web HOST:PORT"),
-        (("run", "-f", str(a), "-H", target, "-t", "1s", "--csv-full-history"), "PREFIX_timeline.csv"),
+        (("run", "-f", str(a), "-H", target, "-t", "1s", "--csv-full-history"), "needs --csv PREFIX"),
         (("run", "--config", str(tmp_path / "bad.conf"), "-H", target, "-t", "1s"), "--web HOST:PORT"),
         (("run", "-f", str(a), "-H", target, "-t", "1s", "--no-such-flag"), "No such option: --no-such-flag"),
     ]
@@ -78,6 +79,23 @@ def test_unsupported_locust_options_are_one_line_errors(tmp_path: Path, target: 
         proc = _loadgen(*args)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], (args, proc.stderr)
+
+
+def test_csv_full_history_has_every_endpoint_every_second(tmp_path: Path, target: str) -> None:
+    a, b = _users(tmp_path)
+    reset_target(target)
+    prefix = tmp_path / "run"
+    proc = _loadgen("run", "-f", f"{a},{b}", "-H", target, "-u", "2", "-r", "20", "-t", "3s", "-q", "--csv",
+                    str(prefix), "--csv-full-history")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((tmp_path / "run_stats_history.csv").open()))
+    seconds = {row["Timestamp"] for row in rows if row["Timestamp"]}
+    assert len(seconds) >= 2
+    for second in seconds:  # each second: both endpoints and the aggregate
+        names = {row["Name"] for row in rows if row["Timestamp"] == second}
+        assert {"/status/201", "/status/202", "Aggregated"} <= names or second == min(seconds), (second, names)
+    final = rows[-1]
+    assert final["Name"] == "Aggregated" and int(final["Total Request Count"]) == target_stats(target)["requests"]
 
 
 SHAPE = '''

@@ -115,7 +115,8 @@ OUTPUT_OPTIONS = [
     _opt("--web-key", type=str, default=None, help="The private key (PEM) of --web-cert."),
     _opt("--prometheus", type=str, default=None, help="Serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9646."),
     _opt("--csv-full-history", is_flag=True, default=False,
-         help="Locust's per-endpoint history: refused with what loadgen writes instead (PREFIX_timeline.csv)."),
+         help="With --csv: also PREFIX_stats_history.csv, a row per endpoint (the 200 busiest) and the aggregate "
+              "every second."),
     _opt("-q", "--quiet", "--only-summary", "quiet", is_flag=True, default=False,
          help="No live output; the summary only."),
     _opt("-L", "--log-level", "--loglevel", "log_level",

@@ -125,9 +125,8 @@ class TestOptions:
         if self.iterations is not None and self.arrival_rate is not None:
             raise UsageError("-i/--iterations counts the users' tasks (closed model): with --arrival-rate, "
                              "bound the test with -t")
-        if self.csv_full_history:
-            raise UsageError("--csv-full-history: loadgen keeps one row per second for the whole test "
-                             "(--csv PREFIX writes PREFIX_timeline.csv), not one per endpoint; drop the flag")
+        if self.csv_full_history and not self.csv_prefix:
+            raise UsageError("--csv-full-history needs --csv PREFIX: it writes PREFIX_stats_history.csv")
         if self.stop_timeout < 0:
             raise UsageError("--stop-timeout must be >= 0, e.g. --stop-timeout 10s")
         if self.dns_server:

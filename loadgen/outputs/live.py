@@ -91,6 +91,10 @@ def attach_outputs(controller: Any, options: Any) -> LiveOutputs:
                                           private=getattr(options, "web_private", False),
                                           certfile=getattr(options, "web_cert", None),
                                           keyfile=getattr(options, "web_key", None)))
+        if getattr(options, "csv_full_history", False) and getattr(options, "csv_prefix", None):
+            from loadgen.outputs.csv_history import CsvHistoryOutput
+
+            live.outputs.append(CsvHistoryOutput(options.csv_prefix))
         if getattr(options, "prometheus", None):
             from loadgen.outputs.prometheus import PrometheusOutput
 
