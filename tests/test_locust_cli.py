@@ -260,7 +260,8 @@ SEEN = []
 
 @events.request.add_listener
 def seen(request_type, name, context, exception, **kwargs):
-    SEEN.append((name, context.get("tenant"), exception is None))
+    own_wins = (name == "/status/201") == (context.get("tenant") == "beta")  # the request's context= wins
+    SEEN.append((name, context.get("tenant"), exception is None and own_wins))
 
 
 @events.test_stop.add_listener
@@ -277,6 +278,10 @@ class Tenant(HttpUser):
     @task
     def hit(self):
         self.client.get("/status/200")
+
+    @task
+    def own(self):
+        self.client.get("/status/201", context={"tenant": "beta"})
 '''
 
 
@@ -287,7 +292,7 @@ def test_a_users_context_reaches_the_request_listeners(tmp_path: Path, target: s
     proc = _loadgen("run", "-f", str(script), "-H", target, "-u", "2", "-r", "20", "-t", "2s", "-q")
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stdout.splitlines() if line.startswith("SEEN"))
-    assert line == f"SEEN {target_stats(target)['requests']} ['acme'] True", line
+    assert line == f"SEEN {target_stats(target)['requests']} ['acme', 'beta'] True", line
 
 
 def test_custom_messages_reach_the_processes_of_one_machine(tmp_path: Path, target: str) -> None:

@@ -12,6 +12,8 @@ import json as _json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from gevent import getcurrent
+
 from .auth import apply_auth, basic_auth, url_credentials
 from .codings import ACCEPT_ENCODING
 from .cookies import CookieJar, jar_of
@@ -39,10 +41,11 @@ class RequestExtras(TypedDict, total=False):
     stream: bool | None  # True: return at the response head, read the body as it is iterated
     proxies: Mapping[str, str] | None  # {"http": url, "https": url, "all": url, "no_proxy": hosts}
     hooks: Mapping[str, Any] | None  # empty only
-    context: Any  # Locust's: accepted and ignored
+    context: Any  # Locust's: extra keys for this request's event listeners
 
 
 KNOWN = frozenset(RequestExtras.__annotations__)
+REQUEST_CONTEXT = "loadgen_request_context"  # on the requesting greenlet, until its request is recorded
 _TLS_ORIGINS: dict[tuple[Any, ...], Origin] = {}  # (origin key, TLS key) -> the origin with those settings
 _PROXIED: dict[tuple[Any, ...], Origin] = {}  # (origin key, proxy key) -> the origin through that proxy
 
@@ -202,6 +205,9 @@ class RequestsSurface:
         if extras:
             check_extras(extras)
         get = extras.get
+        context = get("context")
+        if context:  # Locust's: for this request's event listeners (read once, by the recording side)
+            setattr(getcurrent(), REQUEST_CONTEXT, context)
         if path[:1] == "/" and self._has_base:
             origin, target = self._origin, self._base_path + path
         else:

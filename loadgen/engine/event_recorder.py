@@ -7,6 +7,7 @@ from typing import Any
 
 from gevent import getcurrent
 
+from loadgen.client.extras import REQUEST_CONTEXT
 from loadgen.script.events import RequestFailure, events
 from loadgen.stats.recorder import Recorder
 
@@ -28,11 +29,19 @@ class EventRecorder(Recorder):
 
 
 def user_context() -> dict[str, Any]:
-    """The running user's ``context()`` (Locust's: extra keys for its request events), or {}."""
-    user = getattr(getcurrent(), USER_ATTRIBUTE, None)
-    if user is None:
-        return {}
-    try:
-        return dict(user.context())
-    except Exception:  # noqa: BLE001 - a broken context() must not lose the request
-        return {}
+    """The running user's ``context()`` (Locust's: extra keys for its request events), with the request's own
+    ``context=`` over it, or {}."""
+    greenlet = getcurrent()
+    user = getattr(greenlet, USER_ATTRIBUTE, None)
+    context: dict[str, Any] = {}
+    if user is not None:
+        try:
+            context.update(user.context())
+        except Exception:  # noqa: BLE001,S110 - a broken context() must not lose the request
+            pass
+    own = getattr(greenlet, REQUEST_CONTEXT, None)
+    if own is not None:
+        delattr(greenlet, REQUEST_CONTEXT)
+        if isinstance(own, dict):
+            context.update(own)
+    return context
