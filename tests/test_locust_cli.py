@@ -310,3 +310,51 @@ def test_custom_messages_reach_the_processes_of_one_machine(tmp_path: Path, targ
     assert len({w[1] for w in lines if w[0] == "worker-got" and w[2] == "bye"}) == 2
     reported = sum(int(w[2]) for w in lines if w[0] == "report")
     assert reported == target_stats(target)["requests"]
+
+
+RESPONSES = '''
+from locust import HttpUser, constant, events, task
+
+SEEN = []
+
+
+@events.request.add_listener
+def log_request(request_type, name, response_time, response_length, response, context, exception, start_time,
+                url, **kwargs):
+    SEEN.append((name, response.status_code, url.endswith(name), len(response.text) == response_length))
+
+
+@events.request.add_listener
+def broken(response, **kwargs):
+    raise RuntimeError("a listener that fails on every request")
+
+
+@events.test_stop.add_listener
+def report(environment, **kwargs):
+    print("SEEN", len(SEEN), sorted(set(SEEN)), flush=True)
+
+
+class Reader(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def plain(self):
+        self.client.get("/bytes/7")
+
+    @task
+    def checked(self):
+        with self.client.get("/status/404", catch_response=True) as response:
+            response.success()
+'''
+
+
+def test_request_listeners_get_the_response_and_a_broken_one_is_logged_once(tmp_path: Path, target: str) -> None:
+    script = tmp_path / "responses.py"
+    script.write_text(RESPONSES)
+    reset_target(target)
+    proc = _loadgen("run", "-f", str(script), "-H", target, "-u", "2", "-r", "20", "-t", "2s", "-q")
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("SEEN"))
+    assert line == (f"SEEN {target_stats(target)['requests']} [('/bytes/7', 200, True, True), "
+                    "('/status/404', 404, True, True)]"), line
+    assert proc.stderr.count("listener broken of events.request failed") == 1, proc.stderr[-2000:]

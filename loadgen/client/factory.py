@@ -23,9 +23,11 @@ from .urls import Origin, base_origin, tls_key
 class ClientFactory:
     """Builds `HttpSession`s that share one SSLContext, DNS cache and TLS session cache."""
 
-    def __init__(self, settings: ClientSettings | None = None, recorder: Any = None) -> None:
+    def __init__(self, settings: ClientSettings | None = None, recorder: Any = None,
+                 session_class: type[HttpSession] = HttpSession) -> None:
         self.settings = settings = settings or ClientSettings()
         self.recorder = recorder
+        self.session_class = session_class  # a subclass that observes its responses (a Locust script's)
         self._ssl_context = None
         self.tls_sessions = TLSSessionCache(enabled=settings.tls_resume)
         self._tls_caches: dict[tuple[Any, ...], TLSSessionCache] = {}  # per TLS configuration of a request
@@ -93,7 +95,7 @@ class ClientFactory:
             owned = True
         else:
             raise ValueError(f"pool must be 'user' or 'shared', not {mode!r}")
-        session = HttpSession(self, base_url, keep_alive, conn_pool, owned, timing)
+        session = self.session_class(self, base_url, keep_alive, conn_pool, owned, timing)
         self._sessions.add(session)
         self._start_reaper()
         return session

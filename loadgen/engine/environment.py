@@ -8,8 +8,9 @@ from typing import Any
 
 from loadgen.client.counters import COUNTERS
 from loadgen.client.factory import ClientFactory
+from loadgen.client.session import HttpSession
 from loadgen.client.settings import ClientSettings
-from loadgen.engine.event_recorder import EventRecorder
+from loadgen.engine.event_recorder import EventRecorder, ObservedSession
 from loadgen.engine.loop_guard import LoopGuard
 from loadgen.engine.monitor import BlockingMonitor, ProcessMonitor
 from loadgen.engine.runner import Runner
@@ -49,7 +50,8 @@ class Environment:
             settings = client_settings(options)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        self.client_factory = ClientFactory(settings, self.recorder)
+        self.client_factory = ClientFactory(settings, self.recorder,
+                                            ObservedSession if recorder_class is EventRecorder else HttpSession)
         self.locust = locust_environment(options, user_classes, script)
         self.context = UserContext(self.recorder, self.client_factory, options.host, self.locust)
         self.runner = Runner(user_classes, self.context, options.stop_timeout, iterations=options.iterations)

@@ -11,7 +11,7 @@ import gevent
 from loadgen.client.counters import COUNTERS
 from loadgen.client.factory import ClientFactory
 from loadgen.engine.environment import client_settings
-from loadgen.engine.event_recorder import EventRecorder
+from loadgen.engine.event_recorder import EventRecorder, ObservedSession
 from loadgen.engine.user_calls import UserRecord, run_task, start_user, stop_user
 from loadgen.model.options import TestOptions
 from loadgen.script.events import events
@@ -84,7 +84,7 @@ def run_single_user(user_class: type[User], include_length: bool = False, includ
     recorder = PrintingRecorder(counters=COUNTERS)
     recorder.include_length, recorder.include_time = include_length, include_time
     events.request.bind(recorder)
-    factory = ClientFactory(client_settings(options), recorder)
+    factory = ClientFactory(client_settings(options), recorder, ObservedSession)
     environment = LocustEnvironment(host=options.host, parsed_options=parsed_options(options.to_dict(), {}),
                                     user_classes=[user_class])
     hooks = ProcessHooks(environment, SingleUserControls())

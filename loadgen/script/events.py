@@ -25,11 +25,12 @@ EVENT_NAMES = (
 class EventHook:
     """Listeners called in the order they were added, with keyword arguments only."""
 
-    __slots__ = ("_handlers", "name")
+    __slots__ = ("_handlers", "name", "_failures")
 
     def __init__(self, name: str = "") -> None:
         self._handlers: list[Callable[..., Any]] = []
         self.name = name
+        self._failures: dict[int, int] = {}  # id(listener) → times it raised
 
     def add_listener(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         self._handlers.append(handler)
@@ -49,7 +50,17 @@ class EventHook:
             try:
                 handler(**kwargs)
             except Exception:  # noqa: BLE001 - a broken listener must not end the test
-                LOG.exception("listener %s of events.%s failed", getattr(handler, "__name__", handler), self.name)
+                self._failed(handler)
+
+    def _failed(self, handler: Callable[..., Any]) -> None:
+        """Logged with its traceback the first time, then at 10, 100, 1000... times (a listener of every
+        request must not flood the log)."""
+        count = self._failures[id(handler)] = self._failures.get(id(handler), 0) + 1
+        label = getattr(handler, "__name__", repr(handler))
+        if count == 1:
+            LOG.exception("listener %s of events.%s failed", label, self.name)
+        elif str(count).rstrip("0") == "1":
+            LOG.error("listener %s of events.%s has failed %d times", label, self.name, count)
 
 
 class RequestSinkLike(Protocol):
@@ -130,7 +141,9 @@ class Events:
         """No listeners (before a script loads: a worker that stays loads the next test's script afresh)."""
         for name in EVENT_NAMES:
             getattr(self, name)._handlers.clear()
+            getattr(self, name)._failures.clear()
         self.request._handlers.clear()
+        self.request._failures.clear()
 
     def __getattr__(self, name: str) -> EventHook:  # for the type checker: hooks are set in __init__
         raise AttributeError(f"events has no hook {name!r} (Locust's hooks: request, {', '.join(EVENT_NAMES)})")
