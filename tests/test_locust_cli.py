@@ -358,3 +358,19 @@ def test_request_listeners_get_the_response_and_a_broken_one_is_logged_once(tmp_
     assert line == (f"SEEN {target_stats(target)['requests']} [('/bytes/7', 200, True, True), "
                     "('/status/404', 404, True, True)]"), line
     assert proc.stderr.count("listener broken of events.request failed") == 1, proc.stderr[-2000:]
+
+
+def test_an_installed_locust_is_never_imported(tmp_path: Path, target: str) -> None:
+    """A Locust beside the script (as if installed) stays untouched: loadgen answers ``import locust``."""
+    fake = tmp_path / "locust"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise RuntimeError('the real Locust was imported')\n")
+    (fake / "exception.py").write_text("raise RuntimeError('the real Locust was imported')\n")
+    script = tmp_path / "plain.py"
+    script.write_text(USER.format(name="Plain", status=204) +
+                      "\n    def on_start(self):\n        from locust.exception import StopUser  # noqa: F401\n")
+    reset_target(target)
+    proc = _loadgen("run", "-f", str(script), "-H", target, "-u", "1", "-t", "1s", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "the real Locust" not in proc.stderr
+    assert set(target_stats(target)["by_path"]) == {"/status/204"}

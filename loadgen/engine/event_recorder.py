@@ -49,6 +49,8 @@ class ObservedSession(HttpSession):
     __slots__ = ()
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
+        if not events.request.listeners:  # nobody listens: the plain request
+            return HttpSession.request(self, *args, **kwargs)
         greenlet = getcurrent()
         setattr(greenlet, HELD, HOLD)
         try:
