@@ -43,11 +43,14 @@ def _users(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_several_files_and_a_directory_run_every_class(tmp_path: Path, target: str) -> None:
     a, b = _users(tmp_path)
-    for given in (f"{a},{b}", str(a.parent)):
+    (a.parent / "more").mkdir()
+    (a.parent / "more" / "c.py").write_text(USER.format(name="C", status=203))  # a directory is read as a tree
+    for given, paths in ((f"{a},{b}", {"/status/201", "/status/202"}),
+                         (str(a.parent), {"/status/201", "/status/202", "/status/203"})):
         reset_target(target)
-        proc = _loadgen("run", "-f", given, "-H", target, "-u", "2", "-r", "20", "-t", "2s", "-q")
+        proc = _loadgen("run", "-f", given, "-H", target, "-u", "3", "-r", "30", "-t", "2s", "-q")
         assert proc.returncode == 0, proc.stderr
-        assert set(target_stats(target)["by_path"]) == {"/status/201", "/status/202"}, given
+        assert set(target_stats(target)["by_path"]) == paths, given
 
 
 def test_a_locust_conf_gives_the_options_the_command_line_leaves(tmp_path: Path, target: str) -> None:

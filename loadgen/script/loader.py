@@ -81,7 +81,7 @@ def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module
 
 def script_files(path: str) -> list[str]:
     """The files ``-f`` names: a .py file, a package (its ``__init__.py``), a directory of locustfiles (every
-    ``.py`` file not starting with ``_``, as Locust reads one), or several of these separated by commas."""
+    ``.py`` file in its tree not starting with ``_``, as Locust reads one), or several of these, comma-separated."""
     if not path:
         raise ScriptError("no script given: pass -f/--file path/to/script.py")
     if "," in path:
@@ -90,8 +90,10 @@ def script_files(path: str) -> list[str]:
         init = os.path.join(path, "__init__.py")
         if os.path.isfile(init):
             return [init]
-        found = sorted(os.path.join(path, name) for name in os.listdir(path)
-                       if name.endswith(".py") and not name.startswith("_"))
+        found = sorted(os.path.join(folder, name) for folder, dirs, names in os.walk(path)
+                       for name in names if name.endswith(".py") and not name.startswith("_")
+                       and not any(part.startswith(".") and part != "." or part == "__pycache__"
+                                   for part in os.path.relpath(folder, path).split(os.sep)))
         if not found:
             raise ScriptError(f"script directory {path!r} has no .py files and no __init__.py: point -f at a "
                               ".py file, a package or a directory of locustfiles")
