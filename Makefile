@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install deps demo test faults lint bench bench-quick clean
+.PHONY: install deps demo test faults deploy-tests lint bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: deps lint  ## lint, then the whole suite with nothing skipped (what CI run
 
 faults: deps  ## the fleet under real faults: namespaces, cuts, loss, latency, SIGSTOP (root; ~8 min; CI runs it)
 	LOADGEN_FAULTS=1 LOADGEN_NO_SKIPS=1 $(BIN)/pytest -q -p no:cacheprovider tests/faults $(PYTEST_ARGS)
+
+deploy-tests: deps  ## the deploy suite: Terraform, the Ansible roles applied for real, the Kubernetes manifests (~3 min; CI runs it)
+	LOADGEN_NO_SKIPS=1 $(BIN)/pytest -q -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
 
 lint: install  ## ruff, the import layers (import-linter) and the types (mypy)
 	$(BIN)/ruff check loadgen tests bench

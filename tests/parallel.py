@@ -30,8 +30,9 @@ _COUNTS = re.compile(r"(\d+) (passed|failed|error|errors|skipped|xfailed|xpassed
 
 
 def files_to_run() -> list[Path]:
-    """Every test file under tests/ (the fault suite has its own target), biggest first."""
-    files = [p for p in TESTS.rglob("test_*.py") if "faults" not in p.relative_to(TESTS).parts]
+    """Every test file under tests/ (the fault and deploy suites have their own targets), biggest first."""
+    files = [p for p in TESTS.rglob("test_*.py")
+             if not {"faults", "deploy"} & set(p.relative_to(TESTS).parts)]
     return sorted(files, key=lambda p: (-p.stat().st_size, str(p)))
 
 
