@@ -33,7 +33,7 @@ _EXPORTS = {
     "FastHttpUser": "loadgen.script.fasthttp",
     "events": "loadgen.script.events",
     "LoadTestShape": "loadgen.script.locust_compat",
-    "run_single_user": "loadgen.script.locust_compat",
+    "run_single_user": "loadgen.engine.single_user",
     "StopTest": "loadgen.script.users",
     "CatchResponseError": "loadgen.client.errors",
     "ResponseError": "loadgen.client.errors",

@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
         return 2
     import inspect
 
-    from loadgen.engine import single_user
+    from loadgen.engine import single_user  # registers itself as run_single_user's runner
     from loadgen.script.locust_modules import locust_names
     from loadgen.script.users import User
 

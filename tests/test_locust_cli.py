@@ -5,6 +5,7 @@ through ``python -m loadgen.debug``, ``-H`` over a class's host, and Locust flag
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -78,6 +79,10 @@ def test_unsupported_locust_options_are_one_line_errors(tmp_path: Path, target: 
         (("run", "--config", str(tmp_path / "bad.conf"), "-H", target, "-t", "1s"), "--web HOST:PORT"),
         (("run", "-f", str(a), "-H", target, "-t", "1s", "--no-such-flag"), "No such option: --no-such-flag"),
     ]
+    (tmp_path / "binary.conf").write_bytes(b"users = 2\nhost = \xff\xfe\n")
+    (tmp_path / "list.toml").write_text("[tool.locust]\nusers = [1, 2]\n")
+    cases += [(("run", "-f", str(a), "-t", "1s", "--config", str(tmp_path / "binary.conf")), "save it as UTF-8"),
+              (("run", "-f", str(a), "-t", "1s", "--config", str(tmp_path / "list.toml")), "give one value")]
     for args, needle in cases:
         proc = _loadgen(*args)
         lines = proc.stderr.strip().splitlines()
@@ -377,3 +382,149 @@ def test_an_installed_locust_is_never_imported(tmp_path: Path, target: str) -> N
     assert proc.returncode == 0, proc.stderr
     assert "the real Locust" not in proc.stderr
     assert set(target_stats(target)["by_path"]) == {"/status/204"}
+
+
+ONCE = '''
+from locust import User, constant, events, task
+
+CALLS = {}
+
+
+@events.request.add_listener
+def count(name, **kwargs):
+    CALLS[name] = CALLS.get(name, 0) + 1
+
+
+@events.test_stop.add_listener
+def report(environment, **kwargs):
+    print("CALLS", sorted(CALLS.items()), flush=True)
+
+
+class Custom(User):
+    wait_time = constant(0.1)
+
+    @task
+    def fire(self):
+        events.request.fire(request_type="grpc", name="fired", response_time=1.5, response_length=3,
+                            exception=None, context={})
+        with events.request.measure("grpc", "measured"):
+            pass
+'''
+
+STOPS = '''
+from locust import HttpUser, constant, events, task
+from locust.exception import StopUser
+
+
+@events.request.add_listener
+def stop_after_one(**kwargs):
+    raise StopUser()
+
+
+class Once(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def hit(self):
+        self.client.get("/status/205")
+'''
+
+
+def test_each_request_reaches_a_listener_once_and_a_listener_may_stop_its_user(tmp_path: Path, target: str) -> None:
+    once = tmp_path / "once.py"
+    once.write_text(ONCE)
+    report = tmp_path / "once.json"
+    proc = _loadgen("run", "-f", str(once), "-u", "1", "-t", "2s", "-q", "--json", str(report))
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["name"]: row["requests"] for row in json.loads(report.read_text())["endpoints"]}
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("CALLS"))
+    assert line == f"CALLS {sorted(rows.items())}", (line, rows)  # one call per recorded request
+    stops = tmp_path / "stops.py"
+    stops.write_text(STOPS)
+    reset_target(target)
+    proc = _loadgen("run", "-f", str(stops), "-H", target, "-u", "2", "-r", "20", "-t", "2s", "-q")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert target_stats(target)["by_path"] == {"/status/205": 2}  # each user stopped after its first request
+
+
+NESTED_WAITS = '''
+from locust import HttpUser, TaskSet, constant, task
+
+
+class Inner(TaskSet):  # no wait_time of its own: the user's, not Outer's
+    @task
+    def inner(self):
+        self.client.get("/status/206")
+
+
+class Outer(TaskSet):
+    wait_time = constant(30)
+    tasks = [Inner]
+
+
+class Nested(HttpUser):
+    wait_time = constant(0.05)
+    tasks = [Outer]
+'''
+
+
+def test_a_task_set_without_a_wait_time_waits_the_users(tmp_path: Path, target: str) -> None:
+    script = tmp_path / "nested.py"
+    script.write_text(NESTED_WAITS)
+    reset_target(target)
+    proc = _loadgen("run", "-f", str(script), "-H", target, "-u", "1", "-t", "2s", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert target_stats(target)["by_path"]["/status/206"] >= 15  # every 0.05 s, not every 30 s
+
+
+HANDLERS = '''
+import gevent
+from locust import HttpUser, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+
+
+def slow(environment, msg):
+    gevent.sleep(4)  # longer than the heartbeat timeout: it must not hold the master's link
+
+
+def bad(environment, msg):
+    raise ValueError("a broken handler")
+
+
+@events.init.add_listener
+def init(environment, **kwargs):
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message("slow", slow)
+        environment.runner.register_message("bad", bad, concurrent=True)
+
+
+@events.test_start.add_listener
+def start(environment, **kwargs):
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.send_message("slow")
+        environment.runner.send_message("bad")
+
+
+class Steady(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def hit(self):
+        self.client.get("/status/200")
+'''
+
+
+def test_slow_or_failing_message_handlers_do_not_hold_the_fleet(fleet: Fleet, tmp_path: Path, target: str) -> None:
+    script = tmp_path / "handlers.py"
+    script.write_text(HANDLERS)
+    reset_target(target)
+    port = free_port()
+    master = fleet.master(script, target, "-u", "2", "-r", "20", "-t", "6s", port=port)
+    worker = fleet.worker(port)
+    assert master.wait(60) == 0, master.stderr()
+    worker.wait(15)
+    report = fleet.report()
+    assert "the handler of custom message 'bad' failed" in master.stderr()
+    assert "malformed" not in master.stderr()
+    assert not [e for e in report.get("events", []) if e.get("kind") in ("lost", "fenced")], report.get("events")
+    assert report["totals"]["requests"] == target_stats(target)["requests"]

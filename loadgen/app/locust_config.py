@@ -65,15 +65,19 @@ def _read(path: str) -> dict[str, Any]:
             return {} if path.endswith("pyproject.toml") else data.get("locust", data)
         return dict(section)
     values: dict[str, Any] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, 1):
-            line = raw.strip()
-            if not line or line[0] in "#;[":
-                continue
-            key, sep, value = (line.partition("=") if "=" in line else line.partition(":"))
-            if not sep:
-                raise UsageError(f"{path}, line {number}: expected `key = value`, got {line[:60]!r}")
-            values[key.strip()] = value.strip().strip("\"'")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config file {path} cannot be read: {exc}; save it as UTF-8 text") from None
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line[0] in "#;[":
+            continue
+        key, sep, value = (line.partition("=") if "=" in line else line.partition(":"))
+        if not sep:
+            raise UsageError(f"{path}, line {number}: expected `key = value`, got {line[:60]!r}")
+        values[key.strip()] = value.strip().strip("\"'")
     return values
 
 
@@ -106,7 +110,11 @@ def _convert(ctx: click.Context, option: click.Parameter, value: Any, file: str,
         if isinstance(value, str):
             value = [part.strip() for part in value.strip("[]").replace(",", " ").split() if part.strip()]
         value = list(value) if isinstance(value, (list, tuple)) else [value]
+    elif isinstance(value, (list, tuple, dict)):
+        raise UsageError(f"{file}: {key} = {value!r}: give one value")
     try:
         return option.type_cast_value(ctx, value)
     except click.BadParameter as exc:
         raise UsageError(f"{file}: {key} = {value!r}: {exc.message}") from None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{file}: {key} = {value!r}: {exc}") from None

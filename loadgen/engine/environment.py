@@ -43,7 +43,7 @@ class Environment:
         self.options = options
         self.watch_cpu = watch_cpu  # a worker's CPU is watched by its master, from its heartbeats
         self.worker_id = worker_id
-        recorder_class = EventRecorder if uses_events() else Recorder
+        recorder_class = EventRecorder if uses_events(script) else Recorder
         self.recorder = recorder_class(open_model=open_model, counters=COUNTERS)
         events.request.bind(self.recorder)  # a custom client's events.request.fire(...) is recorded here
         try:
@@ -55,7 +55,8 @@ class Environment:
         self.locust = locust_environment(options, user_classes, script)
         self.context = UserContext(self.recorder, self.client_factory, options.host, self.locust)
         self.runner = Runner(user_classes, self.context, options.stop_timeout, iterations=options.iterations)
-        self.worker_stats = WorkerStats(self.recorder) if controls is None and uses_events() else None
+        self.worker_stats = WorkerStats(self.recorder) if controls is None and recorder_class is EventRecorder \
+            else None
         self.hooks = ProcessHooks(self.locust, controls or WorkerControls(self.runner, self.worker_stats))
         self.monitor = ProcessMonitor()
         self.watchdog = StallWatch(self.runner.running, options.stall_timeout, worker_id)
@@ -186,13 +187,12 @@ class Environment:
         self.client_factory.close_all()
 
 
-def uses_events() -> bool:
-    """Whether the script may listen to ``events.request`` (it imported Locust's names or loadgen's events)."""
-    import sys
-
-    import loadgen
-
-    return events.request.listeners > 0 or "locust" in sys.modules or "events" in vars(loadgen)
+def uses_events(script: Script | None) -> bool:
+    """Whether this test's script may listen to ``events.request``: it has listeners already, imports Locust's
+    names, or names loadgen's events (decided per script: a worker that stays runs other scripts next)."""
+    if events.request.listeners:
+        return True
+    return script is not None and (script.locust or b"events" in script.source)
 
 
 def locust_environment(options: TestOptions, user_classes: Mapping[str, type[User]],

@@ -43,6 +43,12 @@ class EventRecorder(Recorder):
             hook.notify(**event)
 
 
+    def record_quiet(self, method: str, name: str, latency_us: int, nbytes: int, error: str | None = None,
+                     queued_us: int = 0) -> None:
+        """Record without calling the listeners (``events.request.fire`` calls them itself)."""
+        Recorder.record(self, method, name, latency_us, nbytes, error, queued_us)
+
+
 class ObservedSession(HttpSession):
     """``self.client`` of a script that listens to ``events.request``: each event gets its response."""
 
@@ -52,6 +58,8 @@ class ObservedSession(HttpSession):
         if not events.request.listeners:  # nobody listens: the plain request
             return HttpSession.request(self, *args, **kwargs)
         greenlet = getcurrent()
+        if getattr(greenlet, RESPONSE, None) is not None:  # an earlier response never recorded: not this one's
+            delattr(greenlet, RESPONSE)
         setattr(greenlet, HELD, HOLD)
         try:
             response = HttpSession.request(self, *args, **kwargs)

@@ -67,7 +67,10 @@ class Runner:
         worker starts them at that pace, so the fleet's total holds."""
         if self._stopped:
             return
-        self.target = {name: max(0, int(counts.get(name, 0))) for name in self.user_classes}
+        target = {name: max(0, int(counts.get(name, 0))) for name in self.user_classes}
+        if target != self.target:  # a new target (a shape's step, a ramp): users that stopped themselves are
+            self.retired = dict.fromkeys(self.user_classes, 0)  # replaced as the new count needs, as in Locust
+        self.target = target
         self.spawn_rate = max(spawn_rate, 0.001)
         if handover > 0:
             surplus = sum(max(0, len(self.records[n]) - self.target[n]) for n in self.user_classes)

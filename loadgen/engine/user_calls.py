@@ -38,10 +38,10 @@ class UserRecord:
         self.task_sets: list[TaskSet] = []  # the task sets entered, innermost last: it chooses the next task
 
     def wait_owner(self) -> User | TaskSet:
-        """Whose wait time follows a task: the innermost task set with its own, else the user."""
-        for task_set in reversed(self.task_sets):
-            if type(task_set).wait_time is not None:
-                return task_set
+        """Whose wait time follows a task: the innermost task set if it has its own, else the user (as Locust:
+        a task set without one falls back to the user's, not to its parent's)."""
+        if self.task_sets and type(self.task_sets[-1]).wait_time is not None:
+            return self.task_sets[-1]
         return self.user
 
 

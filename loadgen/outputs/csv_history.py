@@ -42,7 +42,7 @@ class CsvHistoryOutput:
         write = self._writer.writerow
         for row in snapshot["endpoints"]:
             key = (row["method"], row["name"])
-            new_failures = row["failures"] - self._failures.get(key, 0)
+            new_failures = max(0, row["failures"] - self._failures.get(key, 0))  # 0 after --reset-stats
             self._failures[key] = row["failures"]
             write([ts, users, row["method"], row["name"], row["rps"], round(new_failures / interval, 2), "",
                    row["p95_ms"], "", row["requests"], row["failures"]])

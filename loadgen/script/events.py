@@ -13,7 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from loadgen.script.tasksets import InterruptTaskSet
+from loadgen.script.users import RescheduleTask, RescheduleTaskImmediately, StopTest, StopUser
+
 LOG = logging.getLogger("loadgen.events")
+CONTROL_FLOW = (StopUser, StopTest, RescheduleTask, RescheduleTaskImmediately, InterruptTaskSet)
 
 EVENT_NAMES = (
     "init", "init_command_line_parser", "test_start", "test_stopping", "test_stop", "quitting", "quit",
@@ -49,6 +53,8 @@ class EventHook:
         for handler in handlers:
             try:
                 handler(**kwargs)
+            except CONTROL_FLOW:  # a listener may stop its user or the test, as in Locust
+                raise
             except Exception:  # noqa: BLE001 - a broken listener must not end the test
                 self._failed(handler)
 
@@ -87,7 +93,8 @@ class RequestHook(EventHook):
             exception = kwargs.get("exception")
             error = None if exception is None else describe(exception)
             response_time = kwargs.get("response_time") or 0
-            sink.record(str(kwargs.get("request_type", "")), str(kwargs.get("name", "")),
+            record = getattr(sink, "record_quiet", sink.record)  # the listeners are called once, below
+            record(str(kwargs.get("request_type", "")), str(kwargs.get("name", "")),
                         int(float(response_time) * 1000), int(kwargs.get("response_length") or 0), error)
         self.notify(**kwargs)
 

@@ -52,7 +52,7 @@ def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module
                 sources.append(handle.read())
             name = module_name if module_name is None or len(files) == 1 else f"{module_name}_{index}"
             modules.append(_import(file, sources[-1], name))
-    module, source = modules[0], sources[0]
+    module = modules[0]
     values, named = parse_script_args(script_args)  # the script's parser hooks run in every process
     class_names = tuple(class_names) + named
     if script_values is not None:  # a master's values win on its workers (as Locust ships parsed options)
@@ -75,8 +75,8 @@ def load_script(path: str, class_names: tuple[str, ...] | list[str] = (), module
     if tags or exclude_tags:
         classes = _tagged(classes, tags, exclude_tags, path)
     return Script(path=files[0] if len(files) == 1 else given, module=module, user_classes=classes,
-                  shape=_one_shape(modules, files), source=source, script_options=dict(script_values),
-                  locust=any(imports_locust(text) for text in sources))
+                  shape=_one_shape(modules, files), source=b"\n".join(sources),
+                  script_options=dict(script_values), locust=any(imports_locust(text) for text in sources))
 
 
 def script_files(path: str) -> list[str]:

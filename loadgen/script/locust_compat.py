@@ -78,14 +78,18 @@ class LoadTestShape(LoadShape):
         return self.runner.user_count if self.runner is not None else 0
 
 
+SINGLE_USER: list[Callable[..., None]] = []  # the engine's runner of one user, registered when it is imported
+
+
 def run_single_user(user_class: type, include_length: bool = False, include_time: bool = False,
                     include_context: bool = False, include_payload: bool = False,
                     loglevel: str | None = "WARNING") -> None:
-    """One user of ``user_class`` in this process, each request printed: step through it in a debugger."""
-    from importlib import import_module
-
-    import_module("loadgen.engine.single_user").run_single_user(user_class, include_length=include_length,
-                                                                include_time=include_time, loglevel=loglevel)
+    """One user of ``user_class`` in this process, each request printed: step through it in a debugger
+    (``python -m loadgen.debug locustfile.py``; ``from loadgen import run_single_user`` works anywhere)."""
+    if not SINGLE_USER:
+        raise RuntimeError("run_single_user needs loadgen's engine: run the script with "
+                           "`python -m loadgen.debug locustfile.py`")
+    SINGLE_USER[0](user_class, include_length=include_length, include_time=include_time, loglevel=loglevel)
 
 
 def setup_logging(loglevel: str, logfile: str | None = None) -> None:

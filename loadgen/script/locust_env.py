@@ -9,11 +9,16 @@ their own; the view only reads through it.
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+import gevent
+from gevent.queue import Queue
+
 from loadgen.script.events import Events, events
 
+LOG = logging.getLogger("loadgen.messages")
 Handler = Callable[..., Any]
 MAX_QUEUED = 1000
 
@@ -166,7 +171,8 @@ class RunnerView:
     def __init__(self, controls: RunnerControls, environment: LocustEnvironment) -> None:
         self._controls = controls
         self.environment = environment
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, tuple[Handler, bool]] = {}
+        self._inbox: Queue[tuple[Handler, Message]] | None = None
         self._sender: Callable[[str, Any, str | None], None] | None = None
         self._queued: list[tuple[str, Any, str | None]] = []  # sent before the link was connected (in init)
 
@@ -210,8 +216,9 @@ class RunnerView:
         self._controls.stop()
 
     def register_message(self, name: str, handler: Handler, concurrent: bool = False) -> None:
-        """``handler(environment=..., msg=...)`` for each custom message ``name`` this process receives."""
-        self._handlers[name] = handler
+        """``handler(environment=..., msg=...)`` for each custom message ``name`` this process receives: in
+        order, in a greenlet of their own (``concurrent``: each in its own), never in the link's loop."""
+        self._handlers[name] = (handler, concurrent)
 
     def send_message(self, name: str, data: Any = None, client_id: str | None = None) -> None:
         """To the master (from a worker), to every worker or one (``client_id``) from the master; a local run
@@ -226,12 +233,34 @@ class RunnerView:
         self._sender(name, data, client_id)
 
     def deliver(self, name: str, data: Any, node_id: str | None = None) -> bool:
-        """A custom message arrived: its handler runs; False when none is registered."""
-        handler = self._handlers.get(name)
-        if handler is None:
+        """A custom message arrived: its handler runs (inline in a local run, else off the link's loop, so
+        a slow handler cannot stall heartbeats); False when none is registered."""
+        entry = self._handlers.get(name)
+        if entry is None:
             return False
-        handler(environment=self.environment, msg=Message(name, data, node_id))
+        handler, concurrent = entry
+        message = Message(name, data, node_id)
+        if self._controls.kind == "local":
+            self._call(handler, message)
+        elif concurrent:
+            gevent.spawn(self._call, handler, message)
+        else:
+            if self._inbox is None:
+                self._inbox = Queue()
+                gevent.spawn(self._drain, self._inbox)
+            self._inbox.put((handler, message))
         return True
+
+    def _drain(self, inbox: Queue[tuple[Handler, Message]]) -> None:
+        while True:
+            handler, message = inbox.get()
+            self._call(handler, message)
+
+    def _call(self, handler: Handler, message: Message) -> None:
+        try:
+            handler(environment=self.environment, msg=message)
+        except Exception:  # noqa: BLE001 - the script's handler failing is the script's, logged
+            LOG.exception("the handler of custom message %r failed", message.type)
 
 
 class LocalRunner(RunnerView):

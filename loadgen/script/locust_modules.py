@@ -35,7 +35,7 @@ RUNNERS = {"Runner": SQ, "LocalRunner": SQ, "MasterRunner": SQ, "WorkerRunner": 
 # every module a locustfile imports from, and where each of its names comes from in loadgen
 MODULES: dict[str, dict[str, str]] = {
     "locust": {**USERS, **WAIT_TIMES, "FastHttpUser": "loadgen.script.fasthttp", "events": E,
-               "LoadTestShape": SQ, "run_single_user": SQ, "__version__": SQ,
+               "LoadTestShape": SQ, "run_single_user": SQ, "__version__": SQ, "Events": E, "EventHook": E,
                "wait_time": "=locust.user.wait_time", "runners": "=locust.runners", "env": "=locust.env",
                "exception": "=locust.exception", "stats": "=locust.stats", "event": "=locust.event"},
     "locust.exception": EXCEPTIONS,
