@@ -528,3 +528,31 @@ def test_slow_or_failing_message_handlers_do_not_hold_the_fleet(fleet: Fleet, tm
     assert "malformed" not in master.stderr()
     assert not [e for e in report.get("events", []) if e.get("kind") in ("lost", "fenced")], report.get("events")
     assert report["totals"]["requests"] == target_stats(target)["requests"]
+
+
+PACED_SET = '''
+from locust import HttpUser, TaskSet, constant, constant_pacing, task
+
+
+class Paced(TaskSet):
+    wait_time = constant_pacing(0.6)  # a task every 0.6 s, however long it takes
+
+    @task
+    def slow(self):
+        self.client.get("/delay/500")
+
+
+class Pacer(HttpUser):
+    wait_time = constant(0)
+    tasks = [Paced]
+'''
+
+
+def test_a_task_sets_constant_pacing_counts_the_task_in_its_interval(tmp_path: Path, target: str) -> None:
+    script = tmp_path / "paced.py"
+    script.write_text(PACED_SET)
+    reset_target(target)
+    proc = _loadgen("run", "-f", str(script), "-H", target, "-u", "1", "-t", "3s", "-q")
+    assert proc.returncode == 0, proc.stderr
+    # every 0.6 s: 5 in 3 s (a full 0.6 s after each 0.5 s task would make 3)
+    assert 4 <= target_stats(target)["by_path"]["/delay/500"] <= 6

@@ -199,7 +199,11 @@ class Runner:
             else:
                 try:
                     owner = record.wait_owner() if record.task_sets else user
-                    delay = wait_seconds(wait_time if owner is user else owner.wait_time, owner)
+                    own = wait_time if owner is user else owner.wait_time
+                    if isinstance(own, Pacing):  # a task set's constant_pacing: its interval from the task's start
+                        delay = max(0.0, own.interval - (time.monotonic() - record.task_started))
+                    else:
+                        delay = wait_seconds(own, owner)
                 except Exception as exc:  # noqa: BLE001 - a broken wait_time is data; fall back to 1 s
                     recorder.record_exception(f"{record.cls_name}.wait_time", exc)
                     delay = 1.0
